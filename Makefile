@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine (Python >= 3.11 with pip):
+#   make demo   create .venv, install the pinned dependencies, run the workflow on config/config.yaml
+#   make test   same .venv, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: demo test lint clean-results venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+clean-results:
+	find results -mindepth 1 ! -name .gitignore ! -name README.md -exec rm -rf {} +

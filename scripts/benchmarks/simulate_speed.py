@@ -1,0 +1,115 @@
+"""Benchmark of the simulator: frames/s of 64×64 frames at 6 emitters/µm², and the official recipe's RSS.
+
+Usage:  .venv/bin/python scripts/benchmarks/simulate_speed.py [--frames 2000] [--repeats 3]
+
+Prints a Markdown table: the median over repeats of the frames/s of the noise-free rendering plus camera
+noise (what `simulate_acquisition` does per frame, without file writing), for each camera preset and
+structure, then the wall time and peak RSS of a full official-recipe training set (10,000 patches) written
+to a temporary folder, measured in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dstorm.config import resolve_camera  # noqa: E402
+from dstorm.simulation.simulate import Simulator  # noqa: E402
+
+STRUCTURES = {
+    "uniform": {"type": "uniform"},
+    "filaments": {
+        "type": "filaments", "n_filaments": 8, "filament_length_nm": 10000,
+        "persistence_length_nm": 4000, "width_nm": 12, "path": None,
+    },
+}  # fmt: skip
+
+
+def dataset(camera: str, structure: str) -> dict:
+    return {
+        "name": "bench",
+        "seed": 0,
+        "pixel_size_nm": 100,
+        "frame_size_px": [64, 64],
+        "camera": resolve_camera({"preset": camera}),
+        "psf": {"model": "integrated_gaussian", "sigma_nm": [106, 115], "cutoff_sigma": 4},
+        "photophysics": {
+            "photons": {"distribution": "uniform", "low": 2000, "high": 2500, "mean": 2250, "std": 250},
+            "mean_on_frames": 1.0,
+        },
+        "background": {"photons_per_px": 20, "variation": 0.2, "length_scale_nm": 3000},
+        "structure": STRUCTURES[structure],
+        "training_set": {
+            "densities": [6], "frames": 20, "upsampling_factor": 8, "patch_size_px": 26,
+            "patches_per_frame": 500, "max_patches": 10000, "min_emitters": 7,
+            "heatmap_sigma_px": 1, "weighting_factor": 100,
+        },
+    }  # fmt: skip
+
+
+def frames_per_second(camera: str, structure: str, n_frames: int, repeats: int) -> float:
+    rates = []
+    for r in range(repeats):
+        sim = Simulator(dataset(camera, structure))
+        rngs = sim.streams("bench", str(r))
+        t0 = time.perf_counter()
+        draw = sim.draw(rngs, density=6.0, n_frames=n_frames)
+        for _ in sim.frames(draw, n_frames, rngs["camera"]):
+            pass
+        rates.append(n_frames / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def official_recipe_child(out: str) -> None:
+    from dstorm.simulation.simulate import simulate_training_set
+
+    t0 = time.perf_counter()
+    meta = simulate_training_set(
+        dataset("epfl2016", "filaments"),
+        density=6.0,
+        frames_path=f"{out}/frames.tif",
+        ground_truth_path=f"{out}/ground_truth.csv",
+        patches_path=f"{out}/patches.npz",
+    )
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    size_mib = Path(f"{out}/patches.npz").stat().st_size / 2**20
+    print(f"{meta['n_patches']}\t{time.perf_counter() - t0:.2f}\t{rss_mib:.0f}\t{size_mib:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--official-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.official_child:
+        official_recipe_child(args.official_child)
+        return
+
+    print(f"Simulator speed, 64×64 px frames, 6 emitters/µm², {args.frames} frames, median of {args.repeats}\n")
+    print("| camera | structure | frames/s |")
+    print("|---|---|---|")
+    for camera in ("ideal", "epfl2016"):
+        for structure in STRUCTURES:
+            print(f"| {camera} | {structure} | {frames_per_second(camera, structure, args.frames, args.repeats):.0f} |")
+
+    with tempfile.TemporaryDirectory() as out:
+        line = subprocess.run(
+            [sys.executable, __file__, "--official-child", out], check=True, capture_output=True, text=True
+        ).stdout.split()
+    print("\nOfficial training-set recipe (20 frames, 500 patches/frame, cap 10,000), in a fresh process\n")
+    print("| patches | wall time, s | peak RSS, MiB | patches.npz, MiB |")
+    print("|---|---|---|---|")
+    print("| " + " | ".join(line) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Configuration helpers shared by the Snakefile and the library.
+
+This module imports only the standard library: the Snakemake process (rules/common.smk) imports it to
+check the config and to name outputs, and on a cluster that process may run in an environment without
+numpy. Schema validation (types, ranges, typos) happens in common.smk with ``snakemake.utils.validate``
+against workflow/schemas/config.schema.yaml; :func:`check_config` adds the checks that need more than
+one key or the file system.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import zlib
+from typing import Any, Iterator
+
+__all__ = [
+    "CAMERA_PRESETS",
+    "ConfigError",
+    "check_config",
+    "density_label",
+    "resolve_camera",
+    "dataset_config",
+    "seed_sequence_entropy",
+    "config_hash",
+    "acquisition_names",
+]
+
+#: Named cameras. ``ideal`` counts photons exactly; ``epfl2016`` is the EMCCD of the EPFL SMLM 2016
+#: challenge (as used by DECODE); ``zerocostdl4mic`` is the ZeroCostDL4Mic notebook's camera
+#: (ADU = Poisson(photons) + 4.5 N(0, 1) + 50).
+CAMERA_PRESETS: dict[str, dict[str, Any]] = {
+    "ideal": {
+        "model": "scmos",
+        "quantum_efficiency": 1.0,
+        "read_noise_e": 0.0,
+        "e_per_adu": 1.0,
+        "baseline_adu": 0.0,
+        "bit_depth": 16,
+    },
+    "epfl2016": {
+        "model": "emccd",
+        "quantum_efficiency": 0.9,
+        "read_noise_e": 74.4,
+        "spurious_charge_e": 0.002,
+        "em_gain": 300.0,
+        "e_per_adu": 45.0,
+        "baseline_adu": 100.0,
+        "bit_depth": 16,
+    },
+    "zerocostdl4mic": {
+        "model": "scmos",
+        "quantum_efficiency": 1.0,
+        "read_noise_e": 4.5,
+        "e_per_adu": 1.0,
+        "baseline_adu": 50.0,
+        "bit_depth": 16,
+    },
+}
+
+_EMCCD_ONLY = ("spurious_charge_e", "em_gain")
+_SCMOS_ONLY = ("read_noise_map", "offset_map")
+
+
+class ConfigError(ValueError):
+    """A config value that the schema allows but the workflow cannot use; the message names the key."""
+
+
+def density_label(density: float) -> str:
+    """The text of a density in paths: 6 -> '6', 0.5 -> '0.5' (training set ``density_<label>``)."""
+    return format(float(density), "g")
+
+
+def resolve_camera(camera: dict[str, Any]) -> dict[str, Any]:
+    """Camera parameters with the preset (or the ideal camera's values) filled in under the user's keys."""
+    camera = dict(camera)
+    preset = camera.pop("preset", None)
+    if preset is not None:
+        resolved = copy.deepcopy(CAMERA_PRESETS[preset])
+    else:
+        resolved = copy.deepcopy(CAMERA_PRESETS["ideal"])
+        resolved.pop("model")
+    resolved.update({k: v for k, v in camera.items() if v is not None})
+    if resolved.get("model") == "emccd":
+        resolved.setdefault("spurious_charge_e", 0.0)
+        resolved.setdefault("em_gain", 1.0)
+    resolved.setdefault("read_noise_map", None)
+    resolved.setdefault("offset_map", None)
+    return resolved
+
+
+def dataset_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """A plain, independent copy of one dataset's validated config with its camera resolved."""
+    cfg = copy.deepcopy(config["datasets"][dataset])
+    cfg["name"] = dataset
+    cfg["camera"] = resolve_camera(cfg.get("camera", {}))
+    return cfg
+
+
+def acquisition_names(config: dict[str, Any], dataset: str, kind: str | None = None) -> list[str]:
+    """Names of a dataset's acquisitions; ``kind`` 'simulate' or 'path' keeps only that kind."""
+    acqs = config["datasets"][dataset].get("acquisitions", {})
+    return [n for n, a in acqs.items() if kind is None or kind in a]
+
+
+def seed_sequence_entropy(seed: int, *keys: str) -> tuple[int, tuple[int, ...]]:
+    """(entropy, spawn_key) for ``numpy.random.SeedSequence``: one independent, stable stream per output.
+
+    The keys name the output (e.g. ``("training_set", "density_6")``); CRC-32 makes them integers that do
+    not change between Python processes (unlike ``hash``).
+    """
+    return int(seed), tuple(zlib.crc32(k.encode("utf-8")) for k in keys)
+
+
+def config_hash(obj: Any) -> str:
+    """SHA-256 of a JSON-serialisable config fragment, stable across runs and key order."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
+    def exists(path: str) -> bool:
+        return os.path.isfile(path if os.path.isabs(path) else os.path.join(base_dir, path))
+
+    for name, ds in config["datasets"].items():
+        key = f"datasets.{name}"
+        cam = ds.get("camera", {})
+        if "preset" not in cam and "model" not in cam:
+            yield f"{key}.camera: give a `preset` ({', '.join(CAMERA_PRESETS)}) or a `model` (emccd, scmos)"
+        model = resolve_camera(cam).get("model")
+        wrong = _SCMOS_ONLY if model == "emccd" else _EMCCD_ONLY
+        for k in wrong:
+            if cam.get(k) is not None:
+                yield f"{key}.camera.{k}: only for {'scmos' if model == 'emccd' else 'emccd'} cameras, this one is {model}"
+        for k in _SCMOS_ONLY:
+            if cam.get(k) and not exists(cam[k]):
+                yield f"{key}.camera.{k}: file not found: {cam[k]}"
+
+        lo, hi = ds["psf"]["sigma_nm"]
+        if lo > hi:
+            yield f"{key}.psf.sigma_nm: expected [low, high] with low <= high, got [{lo}, {hi}]"
+        ph = ds["photophysics"]["photons"]
+        if ph["distribution"] == "uniform" and ph["low"] > ph["high"]:
+            yield f"{key}.photophysics.photons: expected low <= high, got low={ph['low']}, high={ph['high']}"
+
+        st = ds["structure"]
+        if st["type"] == "table":
+            if not st.get("path"):
+                yield f"{key}.structure.path: required when structure.type is 'table' (a ThunderSTORM CSV)"
+            elif not exists(st["path"]):
+                yield f"{key}.structure.path: file not found: {st['path']}"
+
+        ts = ds["training_set"]
+        h, w = ds["frame_size_px"]
+        if (ts["patch_size_px"] * ts["upsampling_factor"]) % 8:
+            yield (
+                f"{key}.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8 "
+                f"(the network pools three times), got {ts['patch_size_px']} × {ts['upsampling_factor']}"
+            )
+        if ts["patch_size_px"] > min(h, w):
+            yield f"{key}.training_set.patch_size_px: {ts['patch_size_px']} is larger than frame_size_px {[h, w]}"
+        labels = [density_label(d) for d in ts["densities"]]
+        if len(set(labels)) != len(labels):
+            yield f"{key}.training_set.densities: two densities share the label {labels} (use distinct values)"
+
+        for acq_name, acq in ds.get("acquisitions", {}).items():
+            akey = f"{key}.acquisitions.{acq_name}"
+            if ("simulate" in acq) == ("path" in acq):
+                yield f"{akey}: give exactly one of `simulate` (a simulated test acquisition) or `path` (a TIFF stack)"
+                continue
+            if "path" in acq and not exists(acq["path"]):
+                yield f"{akey}.path: acquisition file not found: {acq['path']}"
+            gt = acq.get("ground_truth")
+            if gt and "simulate" in acq:
+                yield f"{akey}.ground_truth: simulated acquisitions make their own ground truth; remove this key"
+            elif gt and not exists(gt):
+                yield f"{akey}.ground_truth: ground-truth table not found: {gt}"
+
+
+def check_config(config: dict[str, Any], base_dir: str = ".") -> None:
+    """Raise :class:`ConfigError` listing every problem the schema cannot see (one per line, key first).
+
+    ``config`` must already be schema-validated with defaults filled in; relative paths are resolved
+    against ``base_dir`` (Snakemake's working directory).
+    """
+    errors = list(_errors(config, base_dir))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

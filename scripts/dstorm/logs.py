@@ -1,0 +1,33 @@
+"""Logging for entry scripts: everything goes to the rule's log file (and to stderr when interactive)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["setup_logging"]
+
+
+def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> None:
+    """Send the library's log records to ``log_path`` (created with its folder) and to a terminal."""
+    handlers: list[logging.Handler] = []
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    if sys.stderr.isatty() or not log_path:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+    def log_uncaught(exc_type, exc, tb):
+        logging.getLogger("dstorm").error("failed: %s", exc, exc_info=(exc_type, exc, tb))
+        if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in handlers):
+            sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = log_uncaught

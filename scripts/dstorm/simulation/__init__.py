@@ -1,0 +1,1 @@
+"""Simulation of single-molecule acquisitions and Deep-STORM training sets (numpy/scipy only)."""

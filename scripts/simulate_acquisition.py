@@ -1,0 +1,20 @@
+"""Entry script of rule simulate_acquisition: frames and ground truth of one simulated test acquisition."""
+
+from dstorm.logs import setup_logging
+from dstorm.simulation.simulate import simulate_acquisition
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    simulate_acquisition(
+        smk.params.dataset,
+        smk.wildcards.acquisition,
+        density=smk.params.acquisition["density"],
+        n_frames=smk.params.acquisition["frames"],
+        frames_path=smk.output.frames,
+        ground_truth_path=smk.output.ground_truth,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (provided by Snakemake)

@@ -1,0 +1,83 @@
+"""The workflow itself: lint, dry run, entry scripts as Snakemake runs them, and a tiny real run."""
+
+import hashlib
+import re
+import runpy
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+
+from conftest import REPO, dataset, run_snakemake, tiny_config
+from dstorm.io import load_arrays
+
+
+def test_lint_is_clean():
+    result = run_snakemake(REPO, None, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_default_config_dry_run_plans_every_simulation(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    demo = config["datasets"]["demo"]
+    n_sets, n_acqs = len(demo["training_set"]["densities"]), len(demo["acquisitions"])
+    assert re.search(rf"simulate_training_set\s+{n_sets}\b", out), out
+    assert re.search(rf"simulate_acquisition\s+{n_acqs}\b", out), out
+
+
+def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
+    smk = SimpleNamespace(
+        params=SimpleNamespace(dataset=dataset(), acquisition={"density": 2.0, "frames": 3}),
+        wildcards=SimpleNamespace(dataset="t", acquisition="acq"),
+        output=SimpleNamespace(frames=str(tmp_path / "frames.tif"), ground_truth=str(tmp_path / "ground_truth.csv")),
+        log=[str(tmp_path / "log.txt")],
+    )
+    runpy.run_path(str(REPO / "scripts" / "simulate_acquisition.py"), init_globals={"snakemake": smk}, run_name="__main__")
+    assert tifffile.imread(tmp_path / "frames.tif").shape == (3, 64, 64)
+    assert "frames 3/3" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_tiny_real_run_of_the_simulate_rules(tmp_path):
+    config = tiny_config()
+    config["datasets"]["t"]["acquisitions"]["acq2"] = {"simulate": {"density": 1, "frames": 2}}
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    base = tmp_path / "results" / "simulate" / "t"
+    assert sorted(p.name for p in base.iterdir()) == ["acq", "acq2", "density_6"]
+    frames = tifffile.imread(base / "density_6" / "frames.tif")
+    assert frames.shape == (4, 64, 64)
+    gt = pd.read_csv(base / "density_6" / "ground_truth.csv")
+    assert gt["frame"].between(1, 4).all()
+    meta, arrays = load_arrays(base / "density_6" / "patches.npz")
+    assert meta["n_patches"] == len(arrays["patches"]) == 50
+    assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
+    assert (tmp_path / "results" / "logs" / "simulate" / "t_density_6.log").read_text().strip()
+    assert (tmp_path / "results" / "benchmarks" / "simulate" / "t_acq.tsv").exists()
+    # a second run with the same config has nothing to do, and re-running from scratch gives the same files
+    first = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
+    again = run_snakemake(tmp_path, config, "--forceall")
+    assert again.returncode == 0, again.stderr
+    assert first == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
+
+
+def test_one_failing_dataset_does_not_stop_the_others(tmp_path):
+    # dataset `bad` can never fill a patch (min_emitters too high): it fails, `t` still completes
+    config = tiny_config()
+    config["datasets"]["bad"] = {
+        "camera": {"preset": "ideal"},
+        "training_set": {"densities": [0.1], "frames": 1, "patches_per_frame": 2, "min_emitters": 60},
+    }
+    result = run_snakemake(tmp_path, config)  # the default profile sets keep-going
+    assert result.returncode != 0
+    assert "no patch of 26 px holds min_emitters=60" in result.stdout + result.stderr
+    assert (tmp_path / "results" / "simulate" / "t" / "density_6" / "patches.npz").exists()
+    assert not (tmp_path / "results" / "simulate" / "bad" / "density_0.1").exists() or not any(
+        (tmp_path / "results" / "simulate" / "bad" / "density_0.1").iterdir()
+    )

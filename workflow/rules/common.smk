@@ -1,0 +1,88 @@
+# Config validation, output lists and input/param functions. No lambdas in rules; the library in
+# scripts/dstorm does the work, and only its stdlib-only config module is imported here.
+import os
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, os.path.join(workflow.basedir, "..", "scripts"))
+
+from dstorm.config import (  # noqa: E402
+    ConfigError,
+    acquisition_names,
+    check_config,
+    dataset_config,
+    density_label,
+)
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    check_config(config, base_dir=os.getcwd())
+except ConfigError as err:
+    raise WorkflowError(str(err))
+
+DATASETS = list(config["datasets"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "(?!)",
+    density=r"[0-9][0-9.e+-]*",
+    acquisition=r"(?!density_)[A-Za-z0-9][A-Za-z0-9_-]*",
+
+
+def simulated_acquisition_outputs():
+    return [
+        f"results/simulate/{d}/{a}/{f}"
+        for d in DATASETS
+        for a in acquisition_names(config, d, "simulate")
+        for f in ("frames.tif", "ground_truth.csv")
+    ]
+
+
+def all_outputs():
+    files = []
+    for d in DATASETS:
+        for x in config["datasets"][d]["training_set"]["densities"]:
+            files += [
+                f"results/simulate/{d}/density_{density_label(x)}/{f}"
+                for f in ("frames.tif", "ground_truth.csv", "patches.npz")
+            ]
+    return files + simulated_acquisition_outputs()
+
+
+def get_dataset(wildcards):
+    """The dataset's resolved config (camera preset filled in), a plain dict for the script."""
+    return dataset_config(config, wildcards.dataset)
+
+
+def get_training_density(wildcards):
+    """The configured density whose label is the `density` wildcard."""
+    densities = config["datasets"][wildcards.dataset]["training_set"]["densities"]
+    for x in densities:
+        if density_label(x) == wildcards.density:
+            return float(x)
+    raise WorkflowError(
+        f"datasets.{wildcards.dataset}.training_set.densities has no density {wildcards.density} "
+        f"(configured: {[density_label(x) for x in densities]})"
+    )
+
+
+def get_simulated_acquisition(wildcards):
+    acq = config["datasets"][wildcards.dataset]["acquisitions"].get(wildcards.acquisition, {})
+    if "simulate" not in acq:
+        raise WorkflowError(
+            f"datasets.{wildcards.dataset}.acquisitions.{wildcards.acquisition} is not a simulated acquisition"
+        )
+    return acq["simulate"]
+
+
+def get_structure_table(wildcards):
+    """The ThunderSTORM CSV a `table` structure samples from (an input, so edits trigger reruns)."""
+    structure = config["datasets"][wildcards.dataset]["structure"]
+    return [structure["path"]] if structure["type"] == "table" else []
+
+
+def get_camera_maps(wildcards):
+    camera = config["datasets"][wildcards.dataset].get("camera", {})
+    return [camera[k] for k in ("read_noise_map", "offset_map") if camera.get(k)]

@@ -69,7 +69,9 @@ def get_training_density(wildcards):
 
 
 def get_simulated_acquisition(wildcards):
-    acq = config["datasets"][wildcards.dataset]["acquisitions"].get(wildcards.acquisition, {})
+    acq = config["datasets"][wildcards.dataset]["acquisitions"].get(
+        wildcards.acquisition, {}
+    )
     if "simulate" not in acq:
         raise WorkflowError(
             f"datasets.{wildcards.dataset}.acquisitions.{wildcards.acquisition} is not a simulated acquisition"

@@ -10,11 +10,11 @@ rule simulate_training_set:
         "results/logs/simulate/{dataset}_density_{density}.log",
     benchmark:
         "results/benchmarks/simulate/{dataset}_density_{density}.tsv"
+    conda:
+        "../../envs/simulate.yaml"
     params:
         dataset=get_dataset,
         density=get_training_density,
-    conda:
-        "../../envs/simulate.yaml"
     script:
         "../../scripts/simulate_training_set.py"
 
@@ -30,10 +30,10 @@ rule simulate_acquisition:
         "results/logs/simulate/{dataset}_{acquisition}.log",
     benchmark:
         "results/benchmarks/simulate/{dataset}_{acquisition}.tsv"
+    conda:
+        "../../envs/simulate.yaml"
     params:
         dataset=get_dataset,
         acquisition=get_simulated_acquisition,
-    conda:
-        "../../envs/simulate.yaml"
     script:
         "../../scripts/simulate_acquisition.py"

@@ -20,6 +20,15 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 
+#: A training recipe that runs in seconds on a CPU.
+TINY_RECIPE = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "bn_momentum": 0.1}
+#: A training set of tiny patches (16 × 16 high-resolution pixels), for fast training tests.
+TINY_TRAINING_SET = {
+    "densities": [6], "frames": 6, "upsampling_factor": 2, "patch_size_px": 8,
+    "patches_per_frame": 20, "max_patches": 60, "min_emitters": 2,
+}  # fmt: skip
+
+
 def validated(config: dict) -> dict:
     """Validate against the workflow's schema with defaults filled in, as common.smk does."""
     from snakemake.utils import validate
@@ -34,11 +43,12 @@ def tiny_config(**dataset_overrides) -> dict:
     dataset = {
         "seed": 3,
         "camera": {"preset": "epfl2016"},
-        "training_set": {"densities": [6], "frames": 4, "patches_per_frame": 20, "max_patches": 50},
+        "training_set": TINY_TRAINING_SET,
+        "training": TINY_RECIPE,
         "acquisitions": {"acq": {"simulate": {"density": 2, "frames": 5}}},
     }
     dataset.update(dataset_overrides)
-    return {"datasets": {"t": dataset}}
+    return copy.deepcopy({"datasets": {"t": dataset}})
 
 
 def dataset(**overrides) -> dict:
@@ -63,3 +73,16 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, timeout: int =
         cmd += ["--configfile", str(workdir / "config.yaml")]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_patches(tmp_path_factory) -> Path:
+    """A patch file of 60 tiny patches (U = 2, 8-px patches), simulated once per test session."""
+    from dstorm.simulation.simulate import simulate_training_set
+
+    out = tmp_path_factory.mktemp("tiny_patches")
+    ds = dataset(training_set=TINY_TRAINING_SET)
+    simulate_training_set(
+        ds, density=6, frames_path=out / "frames.tif", ground_truth_path=out / "gt.csv", patches_path=out / "patches.npz"
+    )
+    return out / "patches.npz"

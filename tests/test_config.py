@@ -27,10 +27,11 @@ CASES = {
     "value out of range": (bad("datasets.t.pixel_size_nm", -5), ["['datasets']['t']['pixel_size_nm']", "minimum of 0"]),
     "unknown camera preset": (bad("datasets.t.camera.preset", "andor"), ["['camera']['preset']", "'epfl2016'"]),
     "wrong type": (bad("datasets.t.training_set.densities", "six"), ["['training_set']['densities']", "not of type 'array'"]),
-    "missing required key": (bad("datasets.t.training_set", delete=True), ["'training_set' is a required property"]),
+    "missing required key": (bad("datasets", {"t": {"camera": {"preset": "ideal"}}}), ["'datasets.t: give exactly one of `training_set`"[1:]]),
+    "model file not found": (bad("datasets.t.model", "old/model.pt"), ["datasets.t.model: model file not found: old/model.pt"]),
     "sigma range reversed": (bad("datasets.t.psf.sigma_nm", [120, 100]), ["datasets.t.psf.sigma_nm: expected [low, high]"]),
     "patch not divisible by 8": (
-        bad("datasets.t.training_set.upsampling_factor", 3),
+        bad("datasets.t.training_set.patch_size_px", 9),
         ["datasets.t.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8"],
     ),
     "acquisition both kinds": (
@@ -72,7 +73,7 @@ def test_missing_ground_truth_table_is_reported_with_its_path(tmp_path):
 
 def test_every_problem_is_listed_at_once():
     config = validated(bad("datasets.t.psf.sigma_nm", [120, 100]))
-    config["datasets"]["t"]["training_set"]["upsampling_factor"] = 3
+    config["datasets"]["t"]["training_set"]["patch_size_px"] = 9
     with pytest.raises(ConfigError) as err:
         check_config(config)
     assert "psf.sigma_nm" in str(err.value) and "patch_size_px" in str(err.value)
@@ -85,7 +86,10 @@ def test_defaults_fill_every_dataset_independently():
     config = validated(config)
     assert config["datasets"]["t"]["psf"]["sigma_nm"] == [106, 115]
     assert config["datasets"]["u"]["psf"]["sigma_nm"] == [90, 95]
-    assert config["datasets"]["u"]["training_set"]["patch_size_px"] == 26
+    assert config["datasets"]["u"]["training_set"]["heatmap_sigma_px"] == 1
+    assert config["datasets"]["u"]["training"]["steps_per_epoch"] == 2  # tiny recipe given
+    del config["datasets"]["u"]["training"]
+    assert validated(config)["datasets"]["u"]["training"]["steps_per_epoch"] == 400  # official default
     assert config["datasets"]["t"]["photophysics"]["photons"]["distribution"] == "uniform"
 
 

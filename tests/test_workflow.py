@@ -12,6 +12,7 @@ import yaml
 
 from conftest import REPO, dataset, run_snakemake, tiny_config
 from dstorm.io import load_arrays
+from dstorm.model.modelfile import load_model
 
 
 def test_lint_is_clean():
@@ -52,17 +53,23 @@ def test_tiny_real_run_of_the_simulate_rules(tmp_path):
     base = tmp_path / "results" / "simulate" / "t"
     assert sorted(p.name for p in base.iterdir()) == ["acq", "acq2", "density_6"]
     frames = tifffile.imread(base / "density_6" / "frames.tif")
-    assert frames.shape == (4, 64, 64)
+    assert frames.shape == (6, 64, 64)
     gt = pd.read_csv(base / "density_6" / "ground_truth.csv")
-    assert gt["frame"].between(1, 4).all()
+    assert gt["frame"].between(1, 6).all()
     meta, arrays = load_arrays(base / "density_6" / "patches.npz")
-    assert meta["n_patches"] == len(arrays["patches"]) == 50
+    assert meta["n_patches"] == len(arrays["patches"]) == 60
+    model = load_model(tmp_path / "results" / "train" / "t" / "density_6" / "model.pt")
+    assert model.predict(frames[:2]).shape == (2, 128, 128)  # U = 2
+    history = pd.read_csv(tmp_path / "results" / "train" / "t" / "density_6" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2]
+    train_log = (tmp_path / "results" / "logs" / "train" / "t_density_6.log").read_text()
+    assert "epoch 2/2 step 2/2 loss" in train_log
     assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
     assert (tmp_path / "results" / "logs" / "simulate" / "t_density_6.log").read_text().strip()
     assert (tmp_path / "results" / "benchmarks" / "simulate" / "t_acq.tsv").exists()
-    # a second run with the same config has nothing to do, and re-running from scratch gives the same files
+    # re-running the simulations from scratch gives the same files
     first = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
-    again = run_snakemake(tmp_path, config, "--forceall")
+    again = run_snakemake(tmp_path, config, "--forcerun", "simulate_training_set", "simulate_acquisition", "--until", "simulate_training_set", "simulate_acquisition")
     assert again.returncode == 0, again.stderr
     assert first == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
 
@@ -81,3 +88,19 @@ def test_one_failing_dataset_does_not_stop_the_others(tmp_path):
     assert not (tmp_path / "results" / "simulate" / "bad" / "density_0.1").exists() or not any(
         (tmp_path / "results" / "simulate" / "bad" / "density_0.1").iterdir()
     )
+
+
+def test_a_dataset_with_a_given_model_needs_no_simulation_or_training(tmp_path):
+    from dstorm.model.network import DeepSTORMNet
+    from dstorm.model.modelfile import save_model
+
+    save_model(tmp_path / "old.pt", DeepSTORMNet(), "deepstorm", upsampling_factor=8,
+               normalization={"mean": 0.1, "std": 0.2}, weighting_factor=100.0, pixel_size_nm=100.0)  # fmt: skip
+    config = tiny_config()
+    del config["datasets"]["t"]["training_set"]
+    config["datasets"]["t"]["model"] = str(tmp_path / "old.pt")
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "simulate_training_set" not in out and "rule train" not in out and "train  " not in out
+    assert re.search(r"simulate_acquisition\s+1\b", out)  # the test acquisition is still simulated

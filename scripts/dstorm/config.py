@@ -152,18 +152,12 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
             elif not exists(st["path"]):
                 yield f"{key}.structure.path: file not found: {st['path']}"
 
-        ts = ds["training_set"]
-        h, w = ds["frame_size_px"]
-        if (ts["patch_size_px"] * ts["upsampling_factor"]) % 8:
-            yield (
-                f"{key}.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8 "
-                f"(the network pools three times), got {ts['patch_size_px']} × {ts['upsampling_factor']}"
-            )
-        if ts["patch_size_px"] > min(h, w):
-            yield f"{key}.training_set.patch_size_px: {ts['patch_size_px']} is larger than frame_size_px {[h, w]}"
-        labels = [density_label(d) for d in ts["densities"]]
-        if len(set(labels)) != len(labels):
-            yield f"{key}.training_set.densities: two densities share the label {labels} (use distinct values)"
+        if ("training_set" in ds) == bool(ds.get("model")):
+            yield f"{key}: give exactly one of `training_set` (simulate and train) or `model` (a trained model file)"
+        if ds.get("model") and not exists(ds["model"]):
+            yield f"{key}.model: model file not found: {ds['model']}"
+        if "training_set" in ds:
+            yield from _training_set_errors(key, ds)
 
         for acq_name, acq in ds.get("acquisitions", {}).items():
             akey = f"{key}.acquisitions.{acq_name}"
@@ -177,6 +171,21 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
                 yield f"{akey}.ground_truth: simulated acquisitions make their own ground truth; remove this key"
             elif gt and not exists(gt):
                 yield f"{akey}.ground_truth: ground-truth table not found: {gt}"
+
+
+def _training_set_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:
+    ts = ds["training_set"]
+    h, w = ds["frame_size_px"]
+    if (ts["patch_size_px"] * ts["upsampling_factor"]) % 8:
+        yield (
+            f"{key}.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8 "
+            f"(the network pools three times), got {ts['patch_size_px']} × {ts['upsampling_factor']}"
+        )
+    if ts["patch_size_px"] > min(h, w):
+        yield f"{key}.training_set.patch_size_px: {ts['patch_size_px']} is larger than frame_size_px {[h, w]}"
+    labels = [density_label(d) for d in ts["densities"]]
+    if len(set(labels)) != len(labels):
+        yield f"{key}.training_set.densities: two densities share the label {labels} (use distinct values)"
 
 
 def check_config(config: dict[str, Any], base_dir: str = ".") -> None:

@@ -40,13 +40,23 @@ def simulated_acquisition_outputs():
     ]
 
 
+def training_densities(dataset):
+    """Density labels of a dataset's training sets (none for a dataset with a given model file)."""
+    ts = config["datasets"][dataset].get("training_set")
+    return [density_label(x) for x in ts["densities"]] if ts else []
+
+
 def all_outputs():
     files = []
     for d in DATASETS:
-        for x in config["datasets"][d]["training_set"]["densities"]:
+        for x in training_densities(d):
             files += [
-                f"results/simulate/{d}/density_{density_label(x)}/{f}"
+                f"results/simulate/{d}/density_{x}/{f}"
                 for f in ("frames.tif", "ground_truth.csv", "patches.npz")
+            ]
+            files += [
+                f"results/train/{d}/density_{x}/{f}"
+                for f in ("model.pt", "history.csv", "history.png")
             ]
     return files + simulated_acquisition_outputs()
 
@@ -58,14 +68,24 @@ def get_dataset(wildcards):
 
 def get_training_density(wildcards):
     """The configured density whose label is the `density` wildcard."""
-    densities = config["datasets"][wildcards.dataset]["training_set"]["densities"]
-    for x in densities:
+    ts = config["datasets"][wildcards.dataset].get("training_set") or {"densities": []}
+    for x in ts["densities"]:
         if density_label(x) == wildcards.density:
             return float(x)
     raise WorkflowError(
         f"datasets.{wildcards.dataset}.training_set.densities has no density {wildcards.density} "
-        f"(configured: {[density_label(x) for x in densities]})"
+        f"(configured: {training_densities(wildcards.dataset)})"
     )
+
+
+def get_training_recipe(wildcards):
+    """The dataset's training recipe (schema defaults filled in), checked against the density."""
+    get_training_density(wildcards)
+    return dict(config["datasets"][wildcards.dataset]["training"])
+
+
+def get_seed(wildcards):
+    return config["datasets"][wildcards.dataset]["seed"]
 
 
 def get_simulated_acquisition(wildcards):

@@ -1,0 +1,130 @@
+"""Benchmark of the network: forward and forward+backward time per 208×208 patch (U = 8, 26-px patches).
+
+Usage:  .venv/bin/python scripts/benchmarks/train_speed.py [--batch 16] [--repeats 5] [--device cpu|cuda]
+
+Batch 16 (the reference recipe), fp32, in three variants: the default NCHW memory layout, channels_last,
+and channels_last + torch.compile; on CUDA also bf16-mixed (autocast). FLOPs are counted by
+torch.utils.flop_counter on one forward and one forward+backward step; GFLOP/s = FLOPs / median time.
+A training step is forward, the Deep-STORM loss, backward and an Adam step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dstorm.model.loss import deepstorm_loss, loss_kernel  # noqa: E402
+from dstorm.model.network import DeepSTORMNet  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def variant(name: str, device, batch: int, repeats: int, side: int = 208):
+    channels_last = name != "fp32 NCHW"
+    bf16 = "bf16" in name
+    net = DeepSTORMNet().to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = torch.compile(net) if "compile" in name else net
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    kernel = loss_kernel().to(device)
+    x = torch.randn(batch, 1, side, side, device=device)
+    y = torch.rand(batch, 1, side, side, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+
+    def forward():
+        with torch.no_grad(), autocast():
+            model(x)
+
+    def step():
+        optimiser.zero_grad(set_to_none=True)
+        with autocast():
+            pred = model(x)
+        deepstorm_loss(pred, y, kernel).backward()
+        optimiser.step()
+
+    net.eval()
+    t_compile = time.perf_counter()
+    forward()  # compiles, if compiling
+    t_compile = time.perf_counter() - t_compile
+    f_fwd = flops(lambda: net(x) if True else None)
+    t_fwd = timed(forward, device, repeats)
+    net.train()
+    step()
+    f_step = flops(step)
+    t_step = timed(step, device, repeats)
+    return {
+        "variant": name,
+        "fwd_ms": 1000 * t_fwd / batch,
+        "fwd_gflops": f_fwd / t_fwd / 1e9,
+        "step_ms": 1000 * t_step / batch,
+        "step_gflops": f_step / t_step / 1e9,
+        "fwd_gflop_per_patch": f_fwd / batch / 1e9,
+        "step_gflop_per_patch": f_step / batch / 1e9,
+        "first_call_s": t_compile,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    names = ["fp32 NCHW", "fp32 channels_last"]
+    if not args.no_compile:
+        names.append("fp32 channels_last + compile")
+    if device.type == "cuda":
+        names += ["bf16-mixed channels_last"]
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"Deep-STORM network, 208×208 input (26-px patch at U = 8), batch {args.batch}, {where}, torch {torch.__version__}")
+    print(f"median of {args.repeats} runs after warm-up; per patch\n")
+    print("| variant | forward ms | forward GFLOP/s | train step ms | train step GFLOP/s | first call s |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for name in names:
+        r = variant(name, device, args.batch, args.repeats)
+        rows.append(r)
+        print(
+            f"| {r['variant']} | {r['fwd_ms']:.1f} | {r['fwd_gflops']:.0f} | {r['step_ms']:.1f} | "
+            f"{r['step_gflops']:.0f} | {r['first_call_s']:.1f} |"
+        )
+    print(f"\nFLOPs per patch: forward {rows[0]['fwd_gflop_per_patch']:.2f} GFLOP, train step {rows[0]['step_gflop_per_patch']:.2f} GFLOP")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Model files: the weights and everything inference needs, loaded without executing code.
+
+A model file is a ``torch.save`` of plain containers and tensors, read back with
+``torch.load(..., weights_only=True)``: a shared model file cannot run code. Contents:
+
+- ``format`` = "dstorm-model", ``format_version``
+- ``architecture`` (name) and ``network`` (its hyper-parameters), ``state_dict``
+- ``upsampling_factor``, ``normalization`` {mean, std}, ``weighting_factor``, ``heatmap_sigma_px``,
+  ``pixel_size_nm`` (camera pixel), ``patch_size_px``
+- ``training`` {config_hash, dataset, density_per_um2, epochs, best_val_loss, ...}, ``versions``
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dstorm.io import atomic_output
+from dstorm.model.batches import scale_01, upsample
+from dstorm.model.network import build_network
+
+__all__ = ["MODEL_FORMAT", "save_model", "load_model", "LoadedModel", "package_versions"]
+
+MODEL_FORMAT = "dstorm-model"
+MODEL_FORMAT_VERSION = 1
+_REQUIRED = ("architecture", "network", "state_dict", "upsampling_factor", "normalization", "weighting_factor", "pixel_size_nm")
+
+
+def package_versions() -> dict[str, str]:
+    import lightning
+    import numpy
+    import scipy
+
+    import dstorm
+
+    versions = {
+        "dstorm": dstorm.__version__,
+        "torch": torch.__version__,  # a str subclass that weights_only loading refuses: made plain below
+        "lightning": lightning.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
+    return {k: str(v) for k, v in versions.items()}
+
+
+def save_model(path: str | os.PathLike, net: torch.nn.Module, architecture: str, **fields) -> None:
+    """Write a model file atomically; ``fields`` are the metadata listed in the module docstring."""
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "architecture": architecture,
+        "network": dict(net.hparams),
+        "state_dict": state,
+        "versions": package_versions(),
+        **fields,
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+
+
+@dataclass
+class LoadedModel:
+    """A network in eval mode with its preprocessing; ``predict`` maps raw frames to heatmaps."""
+
+    net: torch.nn.Module
+    info: dict
+    device: torch.device
+
+    @property
+    def channels_last(self) -> bool:
+        weight = next(w for w in self.net.parameters() if w.ndim == 4)
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+    @property
+    def upsampling_factor(self) -> int:
+        return int(self.info["upsampling_factor"])
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """Raw ``(B, H, W)`` frames -> network input: per-frame [0, 1], (x - mean)/std, upsample ×U."""
+        norm = self.info["normalization"]
+        x = scale_01(frames.to(self.device, torch.float32))
+        return upsample((x - float(norm["mean"])) / float(norm["std"]), self.upsampling_factor)
+
+    @torch.inference_mode()
+    def predict(self, frames) -> torch.Tensor:
+        """Heatmaps ``(B, H·U, W·U)`` (negative values clamped to 0, as the reference does)."""
+        frames = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        x = self.preprocess(frames)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.relu(self.net(x))[:, 0]
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, channels_last: bool = True) -> LoadedModel:
+    """Load a model file safely (``weights_only=True``) with a clear error for anything else.
+
+    ``channels_last`` (the training default) is faster on CPUs and tensor cores, and gives exactly the
+    outputs of the training-time network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled code...: one clear message
+        raise ValueError(f"{path}: not a readable Deep-STORM model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a Deep-STORM model file of this project (no format '{MODEL_FORMAT}')")
+    if payload.get("format_version", 0) > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{path}: model file format {payload['format_version']} is newer than this version reads")
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: model file lacks {missing}")
+    try:
+        net = build_network(payload["architecture"], payload["network"])
+        net.load_state_dict(payload["state_dict"], strict=True)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f"{path}: weights do not fit architecture {payload['architecture']!r} {payload['network']}: {exc}"
+        ) from None
+    device = torch.device(device)
+    net = net.to(device).eval()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    info = {k: v for k, v in payload.items() if k != "state_dict"}
+    return LoadedModel(net=net, info=info, device=device)

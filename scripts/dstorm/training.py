@@ -1,0 +1,286 @@
+"""The train stage: fit the Deep-STORM network to one training set, resumably, and write a model file.
+
+Checkpoints live in ``checkpoint_dir`` (beside the outputs, not declared to Snakemake): ``last.ckpt`` after
+every epoch for resuming, ``best.ckpt`` with the lowest validation loss (the weights the model file gets).
+If the process dies (SIGKILL, pre-emption, time limit) and the rule runs again with the same recipe and
+patches, training resumes from ``last.ckpt``; otherwise stale checkpoints are discarded. After success the
+checkpoint folder is removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import warnings
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from dstorm.config import config_hash
+from dstorm.io import atomic_output
+from dstorm.model.modelfile import save_model
+from dstorm.model.system import DeepSTORMModule, PatchDataModule
+
+__all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: The official recipe (Nehme et al. 2018, EliasNehme/Deep-STORM); config/README.md documents each key.
+DEFAULT_RECIPE = {
+    "epochs": 100,
+    "steps_per_epoch": 400,
+    "batch_size": 16,
+    "validation_fraction": 0.3,
+    "learning_rate": 1e-3,
+    "lr_factor": 0.1,
+    "lr_patience": 5,
+    "min_lr": 5e-5,
+    "mse_weight": 1.0,
+    "l1_weight": 1.0,
+    "precision": "32",
+    "channels_last": True,
+    "bn_momentum": 0.01,
+    "deterministic": False,
+    "max_loss_ratio": 1000.0,
+}
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
+
+
+class History(Callback):
+    """Per-epoch train loss (mean over the epoch's steps), validation loss and learning rate, with progress
+    lines in the log. Its rows travel inside the checkpoints, so a resumed run keeps the earlier epochs."""
+
+    def __init__(self, log_every: int):
+        self.rows: list[dict] = []
+        self.log_every = max(int(log_every), 1)
+
+    def state_dict(self):
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict):
+        self.rows = list(state_dict["rows"])
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._sum, self._n, self._t0 = 0.0, 0, time.perf_counter()
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._sum += float(outputs["loss"])
+        self._n += 1
+        if (batch_idx + 1) % self.log_every == 0 or batch_idx + 1 == trainer.num_training_batches:
+            rate = self._n * batch[0].shape[0] / (time.perf_counter() - self._t0)
+            log.info(
+                "epoch %d/%d step %d/%d loss %.5g (%.1f patches/s)",
+                trainer.current_epoch + 1, trainer.max_epochs, batch_idx + 1, trainer.num_training_batches,
+                self._sum / self._n, rate,
+            )  # fmt: skip
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        val = trainer.callback_metrics.get("val_loss")
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": self._sum / max(self._n, 1),
+            "val_loss": float(val) if val is not None else math.nan,
+            "learning_rate": self._lr,
+            "seconds": time.perf_counter() - self._t0,
+        }
+        self.rows.append(row)
+        log.info(
+            "epoch %d/%d done: train_loss %.5g val_loss %.5g lr %.3g (%.1f s)",
+            row["epoch"], trainer.max_epochs, row["train_loss"], row["val_loss"], row["learning_rate"], row["seconds"],
+        )  # fmt: skip
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_history(rows: list[dict], csv_path, png_path, title: str) -> None:
+    with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(6, 5), sharex=True, height_ratios=[3, 1], layout="constrained")
+    ax.semilogy(epochs, [r["train_loss"] for r in rows], "o-", ms=3, label="training")
+    ax.semilogy(epochs, [r["val_loss"] for r in rows], "o-", ms=3, label="validation")
+    ax.set_ylabel("loss (heatmap MSE + L1)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax_lr.semilogy(epochs, [r["learning_rate"] for r in rows], "k.-")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.grid(alpha=0.3)
+    with atomic_output(png_path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+# Noise that says nothing to a user: our stamp file lives in the checkpoint folder on purpose, and
+# Lightning's own use of a deprecated torch API.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def _precision(requested: str, cuda: bool) -> str:
+    if requested == "16-mixed" and not cuda:
+        log.warning("precision 16-mixed needs a GPU; training in 32-bit on the CPU")
+        return "32"
+    return requested
+
+
+def train_model(
+    patches_path: str,
+    model_path: str,
+    history_csv: str,
+    history_png: str,
+    *,
+    checkpoint_dir: str,
+    recipe: dict | None = None,
+    seed: int = 0,
+    label: str = "",
+    threads: int | None = None,
+    accelerator: str = "auto",
+) -> dict:
+    """Train on ``patches_path`` and write the model file and the history (CSV and PNG).
+
+    Returns the model file's ``training`` record (config hash, epochs, best validation loss, ...).
+    """
+    recipe = {**DEFAULT_RECIPE, **(recipe or {})}
+    if threads:
+        torch.set_num_threads(int(threads))
+    ckpt_dir = Path(checkpoint_dir)
+    fingerprint = config_hash({"recipe": recipe, "seed": seed, "patches_sha256": file_sha256(patches_path)})
+    stamp = ckpt_dir / "config_hash.txt"
+    last = ckpt_dir / "last.ckpt"
+    if ckpt_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != fingerprint):
+        log.info("discarding checkpoints of another recipe or training set in %s", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint + "\n")
+    resume = last if last.exists() else None
+
+    cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    deterministic = recipe["deterministic"]
+    if deterministic and cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        deterministic = "warn"  # nearest-upsampling backward has no deterministic CUDA kernel
+    L.seed_everything(seed, workers=True, verbose=False)
+
+    data = PatchDataModule(
+        patches_path,
+        batch_size=recipe["batch_size"],
+        steps_per_epoch=recipe["steps_per_epoch"],
+        validation_fraction=recipe["validation_fraction"],
+        seed=seed,
+    )
+    module = DeepSTORMModule(
+        learning_rate=recipe["learning_rate"],
+        lr_factor=recipe["lr_factor"],
+        lr_patience=recipe["lr_patience"],
+        min_lr=recipe["min_lr"],
+        mse_weight=recipe["mse_weight"],
+        l1_weight=recipe["l1_weight"],
+        channels_last=recipe["channels_last"],
+        max_loss_ratio=recipe["max_loss_ratio"],
+        network={"bn_momentum": recipe["bn_momentum"]},
+    )
+    history = History(log_every=max(recipe["steps_per_epoch"] // 4, 1))
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=_precision(str(recipe["precision"]), cuda),
+        max_epochs=recipe["epochs"],
+        deterministic=deterministic,
+        callbacks=[history, best],
+        logger=False,
+        default_root_dir=ckpt_dir,
+        enable_progress_bar=os.isatty(2),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    log.info(
+        "%s: %d training + %d validation patches of %d px, U=%d, normalisation mean %.5f std %.5f; "
+        "%d epochs × %d steps × %d patches on %s, precision %s",
+        label, len(data.train_index), len(data.val_index), data.meta["patch_size_px"], data.meta["upsampling_factor"],
+        data.mean, data.std, recipe["epochs"], recipe["steps_per_epoch"], recipe["batch_size"],
+        trainer.strategy.root_device, trainer.precision,
+    )  # fmt: skip
+    if resume:
+        log.info("resuming from %s", resume)
+    else:  # epoch 0: the untrained network, the baseline that training must beat
+        (initial,) = trainer.validate(module, datamodule=data, verbose=False)
+        history.rows.append(
+            {"epoch": 0, "train_loss": math.nan, "val_loss": initial["val_loss"], "learning_rate": math.nan, "seconds": 0.0}
+        )
+        log.info("epoch 0 (untrained): val_loss %.5g", initial["val_loss"])
+    # our own checkpoints (written by this function, never shared), hence weights_only=False
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=False)
+    if resume:
+        log.info("resumed run finished at epoch %d", trainer.current_epoch)
+
+    best_state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    net_state = {k.removeprefix("net."): v for k, v in best_state.items() if k.startswith("net.")}
+    module.net.load_state_dict(net_state)
+    training = {
+        "config_hash": fingerprint,
+        "recipe": recipe,
+        "seed": seed,
+        "label": label,
+        "patches": str(patches_path),
+        "epochs": history.rows[-1]["epoch"],
+        "best_val_loss": float(best.best_model_score),
+        "initial_val_loss": history.rows[0]["val_loss"],
+        "zero_prediction_val_loss": data.zero_prediction_loss(recipe["mse_weight"]),
+        "dataset": data.meta.get("dataset"),
+        "density_per_um2": data.meta.get("density_per_um2"),
+    }
+    save_model(
+        model_path,
+        module.net.to("cpu"),
+        module.hparams.architecture,
+        upsampling_factor=int(data.meta["upsampling_factor"]),
+        normalization={"mean": data.mean, "std": data.std},
+        weighting_factor=float(data.meta["weighting_factor"]),
+        heatmap_sigma_px=float(data.meta["heatmap_sigma_px"]),
+        pixel_size_nm=float(data.meta["pixel_size_nm"]),
+        patch_size_px=int(data.meta["patch_size_px"]),
+        training=training,
+    )
+    write_history(history.rows, history_csv, history_png, title=label)
+    log.info(
+        "%s: best validation loss %.5g (untrained %.5g, all-zero prediction %.5g); model written to %s",
+        label, training["best_val_loss"], training["initial_val_loss"], training["zero_prediction_val_loss"], model_path,
+    )  # fmt: skip
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return training

@@ -1,0 +1,228 @@
+"""Batches on the device, the Lightning system, model files, divergence, and kill-and-resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, SCHEMA, TINY_RECIPE
+from dstorm.coordinates import heatmap
+from dstorm.io import load_arrays
+from dstorm.model.batches import PatchStore, normalization_stats, scale_01
+from dstorm.model.loss import deepstorm_loss, loss_kernel
+from dstorm.model.modelfile import load_model, save_model
+from dstorm.model.network import DeepSTORMNet
+from dstorm.model.system import DeepSTORMModule, PatchDataModule, TrainingDiverged
+from dstorm.training import DEFAULT_RECIPE, train_model
+
+
+def test_normalisation_statistics_as_the_reference_computes_them():
+    patches = np.array([[[0, 10], [20, 30]], [[5, 5], [5, 7]]], dtype=np.uint16)
+    # per patch [0, 1]: [0, 1/3, 2/3, 1] and [0, 0, 0, 1]; mean of means, mean of population stds
+    a, b = np.array([0, 1 / 3, 2 / 3, 1]), np.array([0, 0, 0, 1.0])
+    mean, std = normalization_stats(patches)
+    assert mean == pytest.approx((a.mean() + b.mean()) / 2)
+    assert std == pytest.approx((a.std() + b.std()) / 2)
+    flat = scale_01(torch.tensor([[[3.0, 3.0], [3.0, 3.0]]]))
+    assert torch.equal(flat, torch.zeros(1, 2, 2))  # a constant patch gives 0, not NaN
+
+
+def test_batches_built_on_the_device_equal_the_reference_construction(tiny_patches):
+    meta, arr = load_arrays(tiny_patches)
+    store = PatchStore(arr["patches"], arr["offsets"], arr["xy"], meta, 0.3, 0.2)
+    index = torch.tensor([0, 3, 7, 11, 59])
+    x, y = store.batch(index)
+    u, p = meta["upsampling_factor"], meta["patch_size_px"]
+    assert x.shape == y.shape == (5, 1, p * u, p * u)
+    for j, i in enumerate(index.tolist()):
+        raw = arr["patches"][i].astype(np.float64)
+        ref_x = np.kron(((raw - raw.min()) / (raw.max() - raw.min()) - 0.3) / 0.2, np.ones((u, u)))
+        np.testing.assert_allclose(x[j, 0].numpy(), ref_x, rtol=1e-5, atol=1e-5)
+        xy = arr["xy"][arr["offsets"][i] : arr["offsets"][i + 1]]
+        ref_y = heatmap(xy, (p, p), upsampling_factor=u, sigma_hr_px=meta["heatmap_sigma_px"], weighting_factor=meta["weighting_factor"])
+        np.testing.assert_allclose(y[j, 0].numpy(), ref_y, atol=1e-4)
+
+
+def test_data_module_split_is_seeded_and_statistics_come_from_training_patches(tiny_patches):
+    a = PatchDataModule(tiny_patches, validation_fraction=0.3, seed=5)
+    b = PatchDataModule(tiny_patches, validation_fraction=0.3, seed=5)
+    c = PatchDataModule(tiny_patches, validation_fraction=0.3, seed=6)
+    assert np.array_equal(a.val_index, b.val_index) and not np.array_equal(a.val_index, c.val_index)
+    assert len(a.val_index) == 18 and len(a.train_index) == 42
+    assert not set(a.val_index) & set(a.train_index)
+    _, arr = load_arrays(tiny_patches)
+    assert (a.mean, a.std) == normalization_stats(arr["patches"][a.train_index])
+
+
+def test_overfitting_a_handful_of_patches_lowers_the_loss_tenfold(tiny_patches):
+    # The L1 term sets a floor: a perfect spike of height W/2 costs W/2 in L1 while it removes W²·Σg² of
+    # MSE, so the loss can fall at most ~2W·Σg² = 16× from an all-zero prediction at the official W = 100
+    # (12× after 1000 steps here). ZeroCostDL4Mic's automatic W = 170.2 leaves room to show 10× in 400 steps.
+    torch.manual_seed(0)
+    data = PatchDataModule(tiny_patches, seed=0)
+    data.store.weighting = 170.2
+    x, y = data.store.batch(torch.as_tensor(data.train_index[:4]))
+    net = DeepSTORMNet(bn_momentum=0.1)
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    kernel = loss_kernel()
+    losses = []
+    for _ in range(400):
+        optimiser.zero_grad()
+        loss = deepstorm_loss(net(x), y, kernel)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert min(losses[-10:]) < losses[0] / 10, (losses[0], losses[-10:])
+
+
+def test_lightning_fast_dev_run_on_cpu(tiny_patches):
+    data = PatchDataModule(tiny_patches, batch_size=4, steps_per_epoch=3)
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(DeepSTORMModule(), datamodule=data)
+    assert trainer.state.finished
+
+
+def test_model_file_round_trip_gives_identical_predictions(tiny_patches, tmp_path):
+    data = PatchDataModule(tiny_patches, batch_size=4, steps_per_epoch=3)
+    module = DeepSTORMModule(network={"bn_momentum": 0.1})
+    L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              enable_checkpointing=False).fit(module, datamodule=data)  # fmt: skip
+    module.eval()
+    index = torch.as_tensor(data.val_index[:5])
+    with torch.no_grad():
+        expected = torch.relu(module(data.store.inputs(index)))[:, 0]
+    save_model(
+        tmp_path / "model.pt", module.net, "deepstorm", upsampling_factor=data.meta["upsampling_factor"],
+        normalization={"mean": data.mean, "std": data.std}, weighting_factor=100.0, pixel_size_nm=100.0,
+    )  # fmt: skip
+    loaded = load_model(tmp_path / "model.pt")
+    got = loaded.predict(data.store.patches[index])  # raw counts in: the model file carries the preprocessing
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert loaded.info["versions"]["torch"] == torch.__version__
+    assert loaded.info["network"]["bn_momentum"] == 0.1
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    net = DeepSTORMNet()
+    fields = dict(upsampling_factor=8, normalization={"mean": 0.1, "std": 0.2}, weighting_factor=100.0, pixel_size_nm=100.0)
+    save_model(tmp_path / "good.pt", net, "deepstorm", **fields)
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated.pt: not a readable Deep-STORM model file"):
+        load_model(tmp_path / "truncated.pt")
+    # different architecture: weights of a wider network under the same name
+    save_model(tmp_path / "wide.pt", DeepSTORMNet(encoder=(32, 64, 128, 256)), "deepstorm", **fields)
+    payload = torch.load(tmp_path / "wide.pt", weights_only=True)
+    payload["network"]["encoder"] = [32, 64, 128, 512]
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match=r"mismatch.pt: weights do not fit architecture 'deepstorm'"):
+        load_model(tmp_path / "mismatch.pt")
+    payload["architecture"] = "unet"
+    torch.save(payload, tmp_path / "unet.pt")
+    with pytest.raises(ValueError, match=r"unet.pt: .*unknown architecture 'unet'"):
+        load_model(tmp_path / "unet.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other.pt: not a Deep-STORM model file"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match=r"absent.pt: model file not found"):
+        load_model(tmp_path / "absent.pt")
+
+
+class _Payload:  # a pickled object: loading it would run code
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_a_model_file_cannot_execute_code(tmp_path):
+    torch.save({"format": "dstorm-model", "evil": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="evil.pt: not a readable Deep-STORM model file"):
+        load_model(tmp_path / "evil.pt")
+
+
+def test_nan_loss_stops_training_without_writing_a_model(tiny_patches, tmp_path):
+    recipe = {**TINY_RECIPE, "mse_weight": float("nan")}
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at epoch 0, step 0"):
+        train_model(tiny_patches, tmp_path / "m.pt", tmp_path / "h.csv", tmp_path / "h.png", checkpoint_dir=tmp_path / "ck", recipe=recipe)
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "h.csv").exists()
+
+
+def test_exploding_loss_stops_training(tiny_patches, tmp_path):
+    recipe = {**TINY_RECIPE, "learning_rate": 1.0, "epochs": 30, "max_loss_ratio": 1.5}
+    with pytest.raises(TrainingDiverged, match=r"exploded .* training.max_loss_ratio=1.5"):
+        train_model(tiny_patches, tmp_path / "m.pt", tmp_path / "h.csv", tmp_path / "h.png", checkpoint_dir=tmp_path / "ck", recipe=recipe)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_training_writes_model_history_and_curves(tiny_patches, tmp_path):
+    record = train_model(
+        tiny_patches, tmp_path / "m.pt", tmp_path / "h.csv", tmp_path / "h.png",
+        checkpoint_dir=tmp_path / "ck", recipe={**TINY_RECIPE, "epochs": 3}, seed=1, label="t/density_6",
+    )  # fmt: skip
+    history = pd.read_csv(tmp_path / "h.csv")
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
+    assert history["val_loss"].notna().all() and history["learning_rate"][1:].eq(1e-3).all()
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert record["best_val_loss"] == pytest.approx(history["val_loss"][1:].min(), rel=1e-5)
+    info = load_model(tmp_path / "m.pt").info
+    for key in ("upsampling_factor", "normalization", "weighting_factor", "pixel_size_nm", "architecture", "network", "versions"):
+        assert key in info
+    assert info["training"]["config_hash"] == record["config_hash"] and info["upsampling_factor"] == 2
+    assert not (tmp_path / "ck").exists()  # checkpoints are removed after success
+
+
+def test_schema_defaults_are_the_library_defaults():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    defaults = {k: v["default"] for k, v in schema["$defs"]["training"]["properties"].items()}
+    assert defaults == DEFAULT_RECIPE
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {scripts!r})
+from dstorm.logs import setup_logging
+from dstorm.training import train_model
+setup_logging({log!r})
+train_model({patches!r}, {out!r} + "/model.pt", {out!r} + "/history.csv", {out!r} + "/history.png",
+            checkpoint_dir={out!r} + "/checkpoints", recipe={recipe!r}, seed=4, label="resume-test")
+"""
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path):
+    recipe = {**TINY_RECIPE, "epochs": 12, "steps_per_epoch": 6}
+    run = lambda log: [sys.executable, "-c", DRIVER.format(  # noqa: E731
+        scripts=str(REPO / "scripts"), log=str(log), patches=str(tiny_patches), out=str(tmp_path), recipe=recipe)]
+    first_log = tmp_path / "first.log"
+    proc = subprocess.Popen(run(first_log))
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if first_log.exists() and "epoch 3/12 done" in first_log.read_text():
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "training finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # as the scheduler does at a time limit or pre-emption
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "model.pt").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+    second_log = tmp_path / "second.log"
+    subprocess.run(run(second_log), check=True, timeout=300)
+    text = second_log.read_text()
+    assert "resuming from" in text and "epoch 0 (untrained)" not in text
+    trained = [int(line.split("epoch ")[1].split("/")[0]) for line in text.splitlines() if " done: " in line]
+    assert trained[0] >= 3 and trained == list(range(trained[0], 13)), trained  # the epoch counter continued
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["epoch"].tolist() == list(range(13))  # epochs of both runs, none twice
+    assert load_model(tmp_path / "model.pt").info["training"]["epochs"] == 12

@@ -1,0 +1,32 @@
+rule train:
+    input:
+        patches="results/simulate/{dataset}/density_{density}/patches.npz",
+    output:
+        model="results/train/{dataset}/density_{density}/model.pt",
+        history=report(
+            "results/train/{dataset}/density_{density}/history.csv",
+            caption="../report/history_csv.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "density": "{density}", "figure": "history table"},
+        ),
+        curves=report(
+            "results/train/{dataset}/density_{density}/history.png",
+            caption="../report/history_png.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "density": "{density}", "figure": "training curves"},
+        ),
+    log:
+        "results/logs/train/{dataset}_density_{density}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}_density_{density}.tsv"
+    params:
+        recipe=get_training_recipe,
+        seed=get_seed,
+        checkpoint_dir="results/train/{dataset}/density_{density}/checkpoints",
+    threads: 4
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../../scripts/train.py"

@@ -68,22 +68,28 @@ def variant(name: str, device, batch: int, repeats: int, side: int = 208):
         with torch.no_grad(), autocast():
             model(x)
 
-    def step():
-        optimiser.zero_grad(set_to_none=True)
-        with autocast():
-            pred = model(x)
-        deepstorm_loss(pred, y, kernel).backward()
-        optimiser.step()
+    def make_step(m):
+        def step():
+            optimiser.zero_grad(set_to_none=True)
+            with autocast():
+                pred = m(x)
+            deepstorm_loss(pred, y, kernel).backward()
+            optimiser.step()
+
+        return step
+
+    step = make_step(model)
 
     net.eval()
     t_compile = time.perf_counter()
     forward()  # compiles, if compiling
     t_compile = time.perf_counter() - t_compile
-    f_fwd = flops(lambda: net(x) if True else None)
+    with torch.no_grad():
+        f_fwd = flops(lambda: net(x))
     t_fwd = timed(forward, device, repeats)
     net.train()
     step()
-    f_step = flops(step)
+    f_step = flops(make_step(net))  # counted on the eager network: compiled graphs hide their ops
     t_step = timed(step, device, repeats)
     return {
         "variant": name,
@@ -97,13 +103,47 @@ def variant(name: str, device, batch: int, repeats: int, side: int = 208):
     }
 
 
+def official_memory_child(out: str) -> None:
+    """Peak RSS of the train stage on the official 10,000-patch training set (U = 8, 26-px patches):
+    simulate it, then run train_model for 5 steps of 16 and a validation pass (1 % held out)."""
+    import resource
+
+    from dstorm.config import resolve_camera
+    from dstorm.simulation.simulate import simulate_training_set
+    from dstorm.training import train_model
+
+    dataset = {
+        "name": "official", "seed": 0, "pixel_size_nm": 100, "frame_size_px": [64, 64],
+        "camera": resolve_camera({"preset": "epfl2016"}),
+        "psf": {"model": "integrated_gaussian", "sigma_nm": [106, 115], "cutoff_sigma": 4},
+        "photophysics": {"photons": {"distribution": "uniform", "low": 2000, "high": 2500, "mean": 2250, "std": 250}, "mean_on_frames": 1.0},
+        "background": {"photons_per_px": 20, "variation": 0.0, "length_scale_nm": 3000},
+        "structure": {"type": "uniform"},
+        "training_set": {"densities": [6], "frames": 40, "upsampling_factor": 8, "patch_size_px": 26, "patches_per_frame": 500,
+                         "max_patches": 10000, "min_emitters": 7, "heatmap_sigma_px": 1, "weighting_factor": 100},
+    }  # fmt: skip
+    meta = simulate_training_set(
+        dataset, density=6, frames_path=f"{out}/f.tif", ground_truth_path=f"{out}/gt.csv", patches_path=f"{out}/p.npz"
+    )
+    t0 = time.perf_counter()
+    train_model(f"{out}/p.npz", f"{out}/m.pt", f"{out}/h.csv", f"{out}/h.png", checkpoint_dir=f"{out}/ck",
+                recipe={"epochs": 1, "steps_per_epoch": 5, "validation_fraction": 0.01})  # fmt: skip
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{meta['n_patches']}\t{rss:.0f}\t{time.perf_counter() - t0:.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--memory", action="store_true", help="also measure the official recipe's peak RSS")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        official_memory_child(args.memory_child)
+        return
     device = torch.device(args.device)
     names = ["fp32 NCHW", "fp32 channels_last"]
     if not args.no_compile:
@@ -124,6 +164,18 @@ def main() -> None:
             f"{r['step_gflops']:.0f} | {r['first_call_s']:.1f} |"
         )
     print(f"\nFLOPs per patch: forward {rows[0]['fwd_gflop_per_patch']:.2f} GFLOP, train step {rows[0]['step_gflop_per_patch']:.2f} GFLOP")
+    if args.memory:
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as out:
+            line = subprocess.run(
+                [sys.executable, __file__, "--memory-child", out], check=True, capture_output=True, text=True
+            ).stdout.split()
+        print("\nTrain stage on the official training set (10,000 patches of 26 px at U = 8), fresh process\n")
+        print("| patches | peak RSS, MiB | train_model wall time, s (5 steps + validation) |")
+        print("|---|---|---|")
+        print("| " + " | ".join(line) + " |")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ __all__ = [
     "seed_sequence_entropy",
     "config_hash",
     "acquisition_names",
+    "model_density",
 ]
 
 #: Named cameras. ``ideal`` counts photons exactly; ``epfl2016`` is the EMCCD of the EPFL SMLM 2016
@@ -105,6 +106,26 @@ def acquisition_names(config: dict[str, Any], dataset: str, kind: str | None = N
     return [n for n, a in acqs.items() if kind is None or kind in a]
 
 
+def model_density(config: dict[str, Any], dataset: str, acquisition: str) -> float | None:
+    """The training density whose model reconstructs ``acquisition`` (None for a dataset with a model file).
+
+    The acquisition's ``model_density``, else the dataset's ``reconstruction.model_density``, else: for a
+    simulated acquisition the training density nearest its own (the higher on a tie), for a TIFF the highest.
+    """
+    ds = config["datasets"][dataset]
+    if ds.get("model"):
+        return None
+    densities = [float(d) for d in ds["training_set"]["densities"]]
+    acq = ds["acquisitions"][acquisition]
+    chosen = acq.get("model_density", ds.get("reconstruction", {}).get("model_density"))
+    if chosen is not None:
+        return float(chosen)
+    if "simulate" in acq:
+        target = float(acq["simulate"]["density"])
+        return min(densities, key=lambda d: (abs(d - target), -d))
+    return max(densities)
+
+
 def seed_sequence_entropy(seed: int, *keys: str) -> tuple[int, tuple[int, ...]]:
     """(entropy, spawn_key) for ``numpy.random.SeedSequence``: one independent, stable stream per output.
 
@@ -166,6 +187,13 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
                 continue
             if "path" in acq and not exists(acq["path"]):
                 yield f"{akey}.path: acquisition file not found: {acq['path']}"
+            if ds.get("model") and acq.get("model_density") is not None:
+                yield f"{akey}.model_density: the dataset uses the model file {ds['model']}; remove this key"
+            elif "training_set" in ds:
+                chosen = acq.get("model_density", ds.get("reconstruction", {}).get("model_density"))
+                labels = [density_label(d) for d in ds["training_set"]["densities"]]
+                if chosen is not None and density_label(chosen) not in labels:
+                    yield f"{akey}: model_density {chosen:g} is not a training density of the dataset ({', '.join(labels)})"
             gt = acq.get("ground_truth")
             if gt and "simulate" in acq:
                 yield f"{akey}.ground_truth: simulated acquisitions make their own ground truth; remove this key"

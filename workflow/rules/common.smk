@@ -14,6 +14,7 @@ from dstorm.config import (  # noqa: E402
     check_config,
     dataset_config,
     density_label,
+    model_density,
 )
 
 validate(config, "../schemas/config.schema.yaml")
@@ -46,6 +47,18 @@ def training_densities(dataset):
     return [density_label(x) for x in ts["densities"]] if ts else []
 
 
+RECONSTRUCTION_FILES = (
+    "super_resolution.tif",
+    "super_resolution.png",
+    "widefield.tif",
+    "widefield.png",
+    "localizations.csv",
+    "rendered.tif",
+    "rendered.png",
+    "reconstruction.json",
+)
+
+
 def all_outputs():
     files = []
     for d in DATASETS:
@@ -58,7 +71,37 @@ def all_outputs():
                 f"results/train/{d}/density_{x}/{f}"
                 for f in ("model.pt", "history.csv", "history.png")
             ]
+    for d in DATASETS:
+        save = config["datasets"][d]["reconstruction"]["save_predictions"]
+        for a in acquisition_names(config, d):
+            files += [f"results/reconstruct/{d}/{a}/{f}" for f in RECONSTRUCTION_FILES]
+            files += [f"results/reconstruct/{d}/{a}/predictions.tif"] if save else []
     return files + simulated_acquisition_outputs()
+
+
+def get_acquisition_frames(wildcards):
+    """A simulated acquisition's frames.tif, or the user's TIFF."""
+    acq = config["datasets"][wildcards.dataset]["acquisitions"][wildcards.acquisition]
+    if "simulate" in acq:
+        return f"results/simulate/{wildcards.dataset}/{wildcards.acquisition}/frames.tif"
+    return acq["path"]
+
+
+def get_acquisition_model(wildcards):
+    """The dataset's model file, or the model of the chosen training density (see config/README.md)."""
+    ds = config["datasets"][wildcards.dataset]
+    if ds.get("model"):
+        return ds["model"]
+    density = model_density(config, wildcards.dataset, wildcards.acquisition)
+    return f"results/train/{wildcards.dataset}/density_{density_label(density)}/model.pt"
+
+
+def get_pixel_size(wildcards):
+    return config["datasets"][wildcards.dataset]["pixel_size_nm"]
+
+
+def get_reconstruction_options(wildcards):
+    return dict(config["datasets"][wildcards.dataset]["reconstruction"])
 
 
 def get_dataset(wildcards):

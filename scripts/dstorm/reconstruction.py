@@ -1,0 +1,233 @@
+"""The reconstruct stage: stream an acquisition through a trained model into a super-resolved image,
+a localisation table and images for people.
+
+Memory is bounded whatever the stack length: frames are read per batch (one batch prefetched by a thread
+while the model computes the current one), the super-resolved and widefield sums and the rendered histogram
+are fixed-size accumulators, and localisations are appended to the CSV batch by batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from dstorm.io import atomic_output
+from dstorm.localization import find_peaks
+from dstorm.model.modelfile import load_model
+from dstorm.render import render_localizations, save_preview, write_image
+from dstorm.stack import StackError, TiffStack
+
+__all__ = ["reconstruct", "save_predictions", "LOCALIZATION_HEADER", "DEFAULT_THRESHOLD", "auto_batch_size"]
+
+log = logging.getLogger(__name__)
+
+#: ThunderSTORM-style columns of the localisation table.
+LOCALIZATION_HEADER = ["id", "frame", "x [nm]", "y [nm]", "intensity [a.u.]", "confidence [a.u.]"]
+#: ZeroCostDL4Mic's threshold (× weighting factor), used for model files without a calibrated one.
+DEFAULT_THRESHOLD = 0.1
+
+
+def auto_batch_size(height: int, width: int, upsampling_factor: int, device: torch.device) -> int:
+    """Frames per batch that fit: about 6 float32 maps of 32 channels at the high resolution per frame;
+    up to half the free GPU memory, or 256 MiB of activations on a CPU (larger batches gain nothing there)."""
+    per_frame = 6 * 32 * 4 * height * upsampling_factor * width * upsampling_factor
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = free // 2
+    else:
+        budget = 256 * 2**20
+    return int(max(1, min(256, budget // per_frame)))
+
+
+def _threshold(model, threshold) -> float:
+    if threshold in (None, "auto"):
+        calibration = model.info.get("calibration") or {}
+        if "threshold" in calibration:
+            return float(calibration["threshold"])
+        log.warning(
+            "the model file has no calibrated threshold; using %g × weighting factor (ZeroCostDL4Mic's default)",
+            DEFAULT_THRESHOLD,
+        )
+        return DEFAULT_THRESHOLD
+    return float(threshold)
+
+
+def reconstruct(
+    stack_path: str,
+    model_path: str,
+    outputs: dict[str, str],
+    *,
+    pixel_size_nm: float,
+    threshold="auto",
+    neighbourhood: int = 3,
+    batch_size="auto",
+    render_pixel_nm: float = 10.0,
+    render_sigma_nm: float = 20.0,
+    device: str = "auto",
+    title: str = "",
+) -> dict:
+    """Reconstruct ``stack_path`` with the model file ``model_path``.
+
+    ``outputs`` maps ``super_resolution``, ``super_resolution_png``, ``widefield``, ``widefield_png``,
+    ``localizations``, ``rendered``, ``rendered_png`` and ``summary`` to paths.
+    Returns the summary (also written as JSON). Nothing is written if the input is bad.
+    """
+    t_start = time.perf_counter()
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    model = load_model(model_path, device)
+    u = model.upsampling_factor
+    weight = float(model.info["weighting_factor"])
+    if abs(float(model.info["pixel_size_nm"]) - pixel_size_nm) > 0.01 * pixel_size_nm:
+        log.warning(
+            "%s was trained for %.4g nm camera pixels, the acquisition has %.4g nm: expect worse results",
+            model_path, model.info["pixel_size_nm"], pixel_size_nm,
+        )  # fmt: skip
+    with TiffStack(stack_path) as stack:
+        stack.check_pixel_size(pixel_size_nm)
+        h, w, n = stack.height, stack.width, stack.n_frames
+        if (h * u) % 8 or (w * u) % 8:
+            raise StackError(
+                f"{stack_path}: frames of {h}×{w} px do not fit the model: at U = {u} the sides become "
+                f"{h * u}×{w * u}, which must be divisible by 8 (crop the frames, or train with another U)"
+            )
+        rel_threshold = _threshold(model, threshold)
+        batch = auto_batch_size(h, w, u, device) if batch_size in (None, "auto") else int(batch_size)
+        log.info(
+            "%s: %d frames of %d×%d px (%s) -> %d×%d at %.4g nm; model %s (U=%d) on %s, batch %d, "
+            "threshold %.3g × %g",
+            stack_path, n, h, w, stack.dtype, h * u, w * u, pixel_size_nm / u, model_path, u, device, batch,
+            rel_threshold, weight,
+        )  # fmt: skip
+        summary = _run(stack, model, outputs, batch, rel_threshold * weight, neighbourhood, pixel_size_nm,
+                       render_pixel_nm, render_sigma_nm, title)  # fmt: skip
+    summary.update(
+        acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
+        batch_size=batch, device=str(device), seconds=time.perf_counter() - t_start,
+    )  # fmt: skip
+    with atomic_output(outputs["summary"]) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_nm, render_pixel_nm, render_sigma_nm, title):
+    u, h, w, n = model.upsampling_factor, stack.height, stack.width, stack.n_frames
+    fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
+    sr = torch.zeros(h * u, w * u, dtype=torch.float64, device=model.device)
+    widefield = np.zeros((h, w), dtype=np.float64)
+    rendered = render_localizations([], [], fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)  # histogram, blurred at the end
+    n_loc, done = 0, 0
+    t0 = last_log = time.perf_counter()
+    bar = None
+    if os.isatty(2):
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="frame", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=1) as reader, atomic_output(outputs["localizations"]) as csv_tmp, \
+            open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
+        csv_file.write(",".join(f'"{c}"' for c in LOCALIZATION_HEADER) + "\n")
+        for start, frames in prefetched(stack.batches(batch), reader):
+            widefield += frames.sum(axis=0, dtype=np.float64)
+            pred = model.predict(torch.from_numpy(frames))
+            sr += pred.sum(dim=0, dtype=torch.float64)
+            peaks = find_peaks(pred, upsampling_factor=u, threshold=threshold_abs, neighbourhood=neighbourhood)
+            x_nm = (peaks.x_px * pixel_size_nm).cpu().numpy()
+            y_nm = (peaks.y_px * pixel_size_nm).cpu().numpy()
+            frame = peaks.index.cpu().numpy() + start + 1
+            table = np.column_stack([
+                np.arange(n_loc + 1, n_loc + len(x_nm) + 1), frame, x_nm, y_nm,
+                peaks.peak.cpu().numpy(), (peaks.mass / float(model.info["weighting_factor"])).cpu().numpy(),
+            ])  # fmt: skip
+            np.savetxt(csv_file, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
+            n_loc += len(x_nm)
+            rendered += render_localizations(x_nm, y_nm, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)
+            done = start + len(frames)
+            now = time.perf_counter()
+            if bar is not None:
+                bar.update(len(frames))
+            if done == n or now - last_log > 5:
+                last_log = now
+                log.info("frames %d/%d (%.1f frames/s), %d localisations", done, n, done / (now - t0), n_loc)
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    sr_image = sr.cpu().numpy()
+    hr_nm = pixel_size_nm / u
+    write_image(outputs["super_resolution"], sr_image, hr_nm)
+    save_preview(outputs["super_resolution_png"], sr_image, hr_nm, title=f"{title} Deep-STORM".strip())
+    write_image(outputs["widefield"], widefield / n, pixel_size_nm)
+    save_preview(outputs["widefield_png"], widefield / n, pixel_size_nm, title=f"{title} widefield (mean)".strip(), cmap="gray")
+    spots = gaussian_filter(rendered, render_sigma_nm / render_pixel_nm, mode="constant") if render_sigma_nm > 0 else rendered
+    write_image(outputs["rendered"], spots, render_pixel_nm)
+    save_preview(outputs["rendered_png"], spots, render_pixel_nm, title=f"{title} localisations".strip(), cmap="inferno")
+    log.info("%d frames in %.1f s (%.1f frames/s), %d localisations", n, elapsed, n / elapsed, n_loc)
+    return {
+        "frames": n, "frame_size_px": [h, w], "localizations": n_loc, "frames_per_second": n / elapsed,
+        "pixel_size_nm": pixel_size_nm, "super_resolution_pixel_nm": hr_nm, "render_pixel_nm": render_pixel_nm,
+        "render_sigma_nm": render_sigma_nm,
+    }  # fmt: skip
+
+
+def prefetched(iterator, pool: ThreadPoolExecutor):
+    """Yield the items of ``iterator``, reading the next one in ``pool`` while the caller works on this one."""
+    pending = pool.submit(next, iterator, None)
+    while (item := pending.result()) is not None:
+        pending = pool.submit(next, iterator, None)
+        yield item
+
+
+def save_predictions(stack_path: str, model_path: str, out_path: str, *, batch_size="auto", device: str = "auto") -> None:
+    """Every frame's prediction (ReLU applied) as a float32 ImageJ TIFF at the high-resolution pixel size."""
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    model = load_model(model_path, device)
+    u = model.upsampling_factor
+    with TiffStack(stack_path) as stack:
+        h, w = stack.height, stack.width
+        batch = auto_batch_size(h, w, u, device) if batch_size in (None, "auto") else int(batch_size)
+        pixel = float(model.info["pixel_size_nm"]) / u
+        with ThreadPoolExecutor(max_workers=1) as reader, _PredictionWriter(out_path, stack.n_frames, (h * u, w * u), pixel) as out:
+            for start, frames in prefetched(stack.batches(batch), reader):
+                out.write(model.predict(torch.from_numpy(frames)))
+                log.info("predictions: frames %d/%d", start + len(frames), stack.n_frames)
+
+
+class _PredictionWriter:
+    """Optional per-frame predictions as a float32 ImageJ TIFF, written batch by batch (or nothing)."""
+
+    def __init__(self, path, n_frames: int, shape: tuple[int, int], pixel_size_nm: float):
+        self.path, self.n, self.shape, self.pixel_size_nm = path, n_frames, shape, pixel_size_nm
+        self._ctx = self._writer = None
+
+    def __enter__(self):
+        if self.path:
+            import tifffile
+
+            self._ctx = atomic_output(self.path)
+            tmp = self._ctx.__enter__()
+            per_um = 1000.0 / self.pixel_size_nm
+            self._writer = tifffile.TiffWriter(tmp, imagej=True)
+            self._options = dict(
+                contiguous=True, resolution=(per_um, per_um), metadata={"axes": "TYX", "unit": "um"}, photometric="minisblack"
+            )
+        return self
+
+    def write(self, pred: torch.Tensor) -> None:
+        if self._writer is not None:
+            for frame in pred.cpu().numpy().astype(np.float32):
+                self._writer.write(frame, **self._options)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._writer is not None:
+            self._writer.close()
+            self._ctx.__exit__(exc_type, exc, tb)
+        return False
+
+

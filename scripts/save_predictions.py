@@ -9,7 +9,13 @@ from dstorm.reconstruction import save_predictions
 def main(smk) -> None:
     setup_logging(smk.log[0])
     torch.set_num_threads(smk.threads)
-    save_predictions(smk.input.frames, smk.input.model, smk.output.predictions, batch_size=smk.params.options["batch_size"])
+    save_predictions(
+        smk.input.frames,
+        smk.input.model,
+        smk.output.predictions,
+        pixel_size_nm=smk.params.pixel_size_nm,
+        batch_size=smk.params.options["batch_size"],
+    )
 
 
 if __name__ == "__main__":

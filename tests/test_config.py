@@ -46,6 +46,10 @@ CASES = {
         bad("datasets.t.acquisitions.density_3", {"simulate": {"density": 3, "frames": 2}}),
         ["'density_3' does not match"],
     ),
+    "model density not trained": (
+        bad("datasets.t.acquisitions.acq.model_density", 3),
+        ["datasets.t.acquisitions.acq: model_density 3 is not a training density of the dataset (6)"],
+    ),
     "emccd key on an scmos camera": (
         bad("datasets.t.camera", {"preset": "ideal", "em_gain": 100}),
         ["datasets.t.camera.em_gain: only for emccd cameras"],

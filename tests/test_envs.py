@@ -9,6 +9,8 @@ import yaml
 from conftest import REPO
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+#: conda-forge names that differ from PyPI's
+CONDA_TO_PYPI = {"pytorch": "torch"}
 
 
 def pyproject_pins() -> dict[str, str]:
@@ -49,6 +51,7 @@ def test_env_parses_and_its_pins_agree_with_pyproject(env):
         m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*=+\s*([^=\s]+)", dep)
         assert m, f"{env.name}: '{dep}' must be pinned as name=version, without a build string"
         name, version = m.group(1).lower(), m.group(2)
+        name = CONDA_TO_PYPI.get(name, name)
         if name in pins:
             assert version == pins[name], f"{env.name}: {name}={version}, pyproject pins {pins[name]}"
 

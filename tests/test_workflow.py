@@ -11,6 +11,11 @@ import tifffile
 import yaml
 
 from conftest import REPO, dataset, run_snakemake, tiny_config
+
+RECONSTRUCTION_FILES = [
+    "super_resolution.tif", "super_resolution.png", "widefield.tif", "widefield.png",
+    "localizations.csv", "rendered.tif", "rendered.png", "reconstruction.json",
+]  # fmt: skip
 from dstorm.io import load_arrays
 from dstorm.model.modelfile import load_model
 
@@ -46,7 +51,7 @@ def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_real_run_of_the_simulate_rules(tmp_path):
-    config = tiny_config()
+    config = tiny_config(reconstruction={"save_predictions": True})
     config["datasets"]["t"]["acquisitions"]["acq2"] = {"simulate": {"density": 1, "frames": 2}}
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -64,6 +69,13 @@ def test_tiny_real_run_of_the_simulate_rules(tmp_path):
     assert history["epoch"].tolist() == [0, 1, 2]
     train_log = (tmp_path / "results" / "logs" / "train" / "t_density_6.log").read_text()
     assert "epoch 2/2 step 2/2 loss" in train_log
+    for acq in ("acq", "acq2"):
+        recon = tmp_path / "results" / "reconstruct" / "t" / acq
+        assert sorted(p.name for p in recon.iterdir()) == sorted(RECONSTRUCTION_FILES + ["predictions.tif"])
+        assert tifffile.imread(recon / "super_resolution.tif").shape == (128, 128)
+        assert pd.read_csv(recon / "localizations.csv").columns[1:4].tolist() == ["frame", "x [nm]", "y [nm]"]
+    assert "frames 5/5" in (tmp_path / "results" / "logs" / "reconstruct" / "t_acq.log").read_text()
+    assert tifffile.imread(tmp_path / "results" / "reconstruct" / "t" / "acq" / "predictions.tif").shape == (5, 128, 128)
     assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
     assert (tmp_path / "results" / "logs" / "simulate" / "t_density_6.log").read_text().strip()
     assert (tmp_path / "results" / "benchmarks" / "simulate" / "t_acq.tsv").exists()

@@ -19,46 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dstorm.config import resolve_camera  # noqa: E402
+from common import STRUCTURES, dataset  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
-
-STRUCTURES = {
-    "uniform": {"type": "uniform"},
-    "filaments": {
-        "type": "filaments", "n_filaments": 8, "filament_length_nm": 10000,
-        "persistence_length_nm": 4000, "width_nm": 12, "path": None,
-    },
-}  # fmt: skip
-
-
-def dataset(camera: str, structure: str) -> dict:
-    return {
-        "name": "bench",
-        "seed": 0,
-        "pixel_size_nm": 100,
-        "frame_size_px": [64, 64],
-        "camera": resolve_camera({"preset": camera}),
-        "psf": {"model": "integrated_gaussian", "sigma_nm": [106, 115], "cutoff_sigma": 4},
-        "photophysics": {
-            "photons": {"distribution": "uniform", "low": 2000, "high": 2500, "mean": 2250, "std": 250},
-            "mean_on_frames": 1.0,
-        },
-        "background": {"photons_per_px": 20, "variation": 0.2, "length_scale_nm": 3000},
-        "structure": STRUCTURES[structure],
-        "training_set": {
-            "densities": [6], "frames": 20, "upsampling_factor": 8, "patch_size_px": 26,
-            "patches_per_frame": 500, "max_patches": 10000, "min_emitters": 7,
-            "heatmap_sigma_px": 1, "weighting_factor": 100,
-        },
-    }  # fmt: skip
-
 
 def frames_per_second(camera: str, structure: str, n_frames: int, repeats: int) -> float:
     rates = []
     for r in range(repeats):
-        sim = Simulator(dataset(camera, structure))
+        sim = Simulator(dataset(camera, structure, background_variation=0.2))
         rngs = sim.streams("bench", str(r))
         t0 = time.perf_counter()
         draw = sim.draw(rngs, density=6.0, n_frames=n_frames)
@@ -73,7 +42,7 @@ def official_recipe_child(out: str) -> None:
 
     t0 = time.perf_counter()
     meta = simulate_training_set(
-        dataset("epfl2016", "filaments"),
+        dataset("epfl2016", "filaments", background_variation=0.2) | {"training_set": {**dataset()["training_set"], "frames": 20}},
         density=6.0,
         frames_path=f"{out}/frames.tif",
         ground_truth_path=f"{out}/ground_truth.csv",

@@ -108,22 +108,13 @@ def official_memory_child(out: str) -> None:
     simulate it, then run train_model for 5 steps of 16 and a validation pass (1 % held out)."""
     import resource
 
-    from dstorm.config import resolve_camera
     from dstorm.simulation.simulate import simulate_training_set
     from dstorm.training import train_model
 
-    dataset = {
-        "name": "official", "seed": 0, "pixel_size_nm": 100, "frame_size_px": [64, 64],
-        "camera": resolve_camera({"preset": "epfl2016"}),
-        "psf": {"model": "integrated_gaussian", "sigma_nm": [106, 115], "cutoff_sigma": 4},
-        "photophysics": {"photons": {"distribution": "uniform", "low": 2000, "high": 2500, "mean": 2250, "std": 250}, "mean_on_frames": 1.0},
-        "background": {"photons_per_px": 20, "variation": 0.0, "length_scale_nm": 3000},
-        "structure": {"type": "uniform"},
-        "training_set": {"densities": [6], "frames": 40, "upsampling_factor": 8, "patch_size_px": 26, "patches_per_frame": 500,
-                         "max_patches": 10000, "min_emitters": 7, "heatmap_sigma_px": 1, "weighting_factor": 100},
-    }  # fmt: skip
+    from common import dataset
+
     meta = simulate_training_set(
-        dataset, density=6, frames_path=f"{out}/f.tif", ground_truth_path=f"{out}/gt.csv", patches_path=f"{out}/p.npz"
+        dataset(), density=6, frames_path=f"{out}/f.tif", ground_truth_path=f"{out}/gt.csv", patches_path=f"{out}/p.npz"
     )
     t0 = time.perf_counter()
     train_model(f"{out}/p.npz", f"{out}/m.pt", f"{out}/h.csv", f"{out}/h.png", checkpoint_dir=f"{out}/ck",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from dstorm.io import atomic_output
+from dstorm.io import atomic_output, write_stack
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import load_model
 from dstorm.render import render_localizations, save_preview, write_image
@@ -184,50 +184,23 @@ def prefetched(iterator, pool: ThreadPoolExecutor):
         yield item
 
 
-def save_predictions(stack_path: str, model_path: str, out_path: str, *, batch_size="auto", device: str = "auto") -> None:
-    """Every frame's prediction (ReLU applied) as a float32 ImageJ TIFF at the high-resolution pixel size."""
+def save_predictions(
+    stack_path: str, model_path: str, out_path: str, *, pixel_size_nm: float, batch_size="auto", device: str = "auto"
+) -> None:
+    """Every frame's prediction (ReLU applied) as a float32 ImageJ TIFF at the high-resolution pixel size,
+    written frame by frame as the batches are predicted."""
     device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     model = load_model(model_path, device)
     u = model.upsampling_factor
-    with TiffStack(stack_path) as stack:
-        h, w = stack.height, stack.width
+    with TiffStack(stack_path) as stack, ThreadPoolExecutor(max_workers=1) as reader:
+        h, w, n = stack.height, stack.width, stack.n_frames
         batch = auto_batch_size(h, w, u, device) if batch_size in (None, "auto") else int(batch_size)
-        pixel = float(model.info["pixel_size_nm"]) / u
-        with ThreadPoolExecutor(max_workers=1) as reader, _PredictionWriter(out_path, stack.n_frames, (h * u, w * u), pixel) as out:
-            for start, frames in prefetched(stack.batches(batch), reader):
-                out.write(model.predict(torch.from_numpy(frames)))
-                log.info("predictions: frames %d/%d", start + len(frames), stack.n_frames)
 
+        def frames():
+            for start, raw in prefetched(stack.batches(batch), reader):
+                yield from model.predict(torch.from_numpy(raw)).cpu().numpy()
+                log.info("predictions: frames %d/%d", start + len(raw), n)
 
-class _PredictionWriter:
-    """Optional per-frame predictions as a float32 ImageJ TIFF, written batch by batch (or nothing)."""
-
-    def __init__(self, path, n_frames: int, shape: tuple[int, int], pixel_size_nm: float):
-        self.path, self.n, self.shape, self.pixel_size_nm = path, n_frames, shape, pixel_size_nm
-        self._ctx = self._writer = None
-
-    def __enter__(self):
-        if self.path:
-            import tifffile
-
-            self._ctx = atomic_output(self.path)
-            tmp = self._ctx.__enter__()
-            per_um = 1000.0 / self.pixel_size_nm
-            self._writer = tifffile.TiffWriter(tmp, imagej=True)
-            self._options = dict(
-                contiguous=True, resolution=(per_um, per_um), metadata={"axes": "TYX", "unit": "um"}, photometric="minisblack"
-            )
-        return self
-
-    def write(self, pred: torch.Tensor) -> None:
-        if self._writer is not None:
-            for frame in pred.cpu().numpy().astype(np.float32):
-                self._writer.write(frame, **self._options)
-
-    def __exit__(self, exc_type, exc, tb):
-        if self._writer is not None:
-            self._writer.close()
-            self._ctx.__exit__(exc_type, exc, tb)
-        return False
+        write_stack(out_path, frames(), shape=(n, h * u, w * u), dtype=np.float32, pixel_size_nm=pixel_size_nm / u)
 
 

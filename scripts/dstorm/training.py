@@ -16,17 +16,19 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
-import warnings
-
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from dstorm.config import config_hash
+from dstorm.evaluation.matching import match_localizations
 from dstorm.io import atomic_output
-from dstorm.model.modelfile import save_model
+from dstorm.localization import find_peaks
+from dstorm.model.modelfile import LoadedModel, save_model
 from dstorm.model.system import DeepSTORMModule, PatchDataModule
 
 __all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
@@ -148,31 +150,21 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     """The detection threshold (× weighting factor) that maximises the Jaccard index on the validation
     patches, against the emitters inside each patch. A fixed threshold does not transfer between models
     (shared/reference: a short-trained network's peaks are lower), so every model carries its own."""
-    import numpy as np
-
-    from dstorm.evaluation.matching import match_localizations
-    from dstorm.localization import find_peaks
-
     store, meta = data.store, data.meta
     weight, pixel = float(meta["weighting_factor"]), float(meta["pixel_size_nm"])
     device = next(net.parameters()).device
-    store = store.to(device)
+    # exactly the inference path of a model file: same preprocessing, same memory layout
+    model = LoadedModel(net.eval(), {"upsampling_factor": store.u, "normalization": {"mean": data.mean, "std": data.std}}, device)
     grid = np.geomspace(1e-3, 0.9, 40)
     batch = data.batch_size  # the training batch: larger inference batches only cost memory on a CPU
     found = {"patch": [], "x": [], "y": [], "peak": []}
-    net.eval()
-    with torch.inference_mode():
-        for start in range(0, len(data.val_index), batch):
-            index = torch.as_tensor(data.val_index[start : start + batch], device=device)
-            x = store.inputs(index)
-            if next(p for p in net.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last):
-                x = x.contiguous(memory_format=torch.channels_last)
-            pred = torch.relu(net(x))[:, 0]
-            peaks = find_peaks(pred, upsampling_factor=store.u, threshold=grid[0] * weight)
-            found["patch"].append((peaks.index + start).cpu().numpy())
-            found["x"].append(peaks.x_px.cpu().numpy() * pixel)
-            found["y"].append(peaks.y_px.cpu().numpy() * pixel)
-            found["peak"].append(peaks.peak.cpu().numpy())
+    for start in range(0, len(data.val_index), batch):
+        index = torch.as_tensor(data.val_index[start : start + batch])
+        peaks = find_peaks(model.predict(store.patches[index.to(store.device)]), upsampling_factor=store.u, threshold=grid[0] * weight)
+        found["patch"].append((peaks.index + start).cpu().numpy())
+        found["x"].append(peaks.x_px.cpu().numpy() * pixel)
+        found["y"].append(peaks.y_px.cpu().numpy() * pixel)
+        found["peak"].append(peaks.peak.cpu().numpy())
     found = {k: np.concatenate(v) for k, v in found.items()}
     offsets, xy = store.offsets.cpu().numpy(), store.xy.cpu().numpy().astype(np.float64)
     gt_patch, gt_xy = [], []

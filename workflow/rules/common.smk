@@ -83,7 +83,9 @@ def get_acquisition_frames(wildcards):
     """A simulated acquisition's frames.tif, or the user's TIFF."""
     acq = config["datasets"][wildcards.dataset]["acquisitions"][wildcards.acquisition]
     if "simulate" in acq:
-        return f"results/simulate/{wildcards.dataset}/{wildcards.acquisition}/frames.tif"
+        return (
+            f"results/simulate/{wildcards.dataset}/{wildcards.acquisition}/frames.tif"
+        )
     return acq["path"]
 
 
@@ -93,7 +95,9 @@ def get_acquisition_model(wildcards):
     if ds.get("model"):
         return ds["model"]
     density = model_density(config, wildcards.dataset, wildcards.acquisition)
-    return f"results/train/{wildcards.dataset}/density_{density_label(density)}/model.pt"
+    return (
+        f"results/train/{wildcards.dataset}/density_{density_label(density)}/model.pt"
+    )
 
 
 def get_pixel_size(wildcards):

@@ -33,12 +33,12 @@ rule reconstruct:
         "results/logs/reconstruct/{dataset}_{acquisition}.log",
     benchmark:
         "results/benchmarks/reconstruct/{dataset}_{acquisition}.tsv"
+    conda:
+        "../../envs/reconstruct.yaml"
+    threads: 4
     params:
         pixel_size_nm=get_pixel_size,
         options=get_reconstruction_options,
-    threads: 4
-    conda:
-        "../../envs/reconstruct.yaml"
     script:
         "../../scripts/reconstruct.py"
 
@@ -53,10 +53,11 @@ rule save_predictions:
         "results/logs/reconstruct/{dataset}_{acquisition}_predictions.log",
     benchmark:
         "results/benchmarks/reconstruct/{dataset}_{acquisition}_predictions.tsv"
-    params:
-        options=get_reconstruction_options,
-    threads: 4
     conda:
         "../../envs/reconstruct.yaml"
+    threads: 4
+    params:
+        pixel_size_nm=get_pixel_size,
+        options=get_reconstruction_options,
     script:
         "../../scripts/save_predictions.py"

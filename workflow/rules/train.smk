@@ -8,25 +8,33 @@ rule train:
             caption="../report/history_csv.rst",
             category="Training",
             subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "density": "{density}", "figure": "history table"},
+            labels={
+                "dataset": "{dataset}",
+                "density": "{density}",
+                "figure": "history table",
+            },
         ),
         curves=report(
             "results/train/{dataset}/density_{density}/history.png",
             caption="../report/history_png.rst",
             category="Training",
             subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "density": "{density}", "figure": "training curves"},
+            labels={
+                "dataset": "{dataset}",
+                "density": "{density}",
+                "figure": "training curves",
+            },
         ),
     log:
         "results/logs/train/{dataset}_density_{density}.log",
     benchmark:
         "results/benchmarks/train/{dataset}_density_{density}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 4
     params:
         recipe=get_training_recipe,
         seed=get_seed,
         checkpoint_dir="results/train/{dataset}/density_{density}/checkpoints",
-    threads: 4
-    conda:
-        "../../envs/train.yaml"
     script:
         "../../scripts/train.py"

@@ -19,6 +19,23 @@ STRUCTURES = {
 }  # fmt: skip
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB, from /proc/self/status VmHWM.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across exec, so a child started by a large parent
+    reports at least the parent's size at the fork."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def dataset(camera: str = "epfl2016", structure: str = "uniform", background_variation: float = 0.0) -> dict:
     """A resolved dataset config (as the rules pass it to the library)."""
     return {

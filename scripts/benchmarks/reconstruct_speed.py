@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def child(stack: str, model: str, out: str, batch: str) -> None:
+    from common import peak_rss_mib
     from dstorm.reconstruction import reconstruct
 
     names = ["super_resolution", "super_resolution_png", "widefield", "widefield_png", "localizations", "rendered", "rendered_png", "summary"]  # fmt: skip
     summary = reconstruct(stack, model, {k: f"{out}/{k}" for k in names}, pixel_size_nm=100.0, batch_size=batch)
-    summary["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(summary))
 
 

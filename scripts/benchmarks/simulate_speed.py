@@ -11,7 +11,6 @@ to a temporary folder, measured in a child process.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import STRUCTURES, dataset  # noqa: E402
+from common import STRUCTURES, dataset, peak_rss_mib  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
 
 def frames_per_second(camera: str, structure: str, n_frames: int, repeats: int) -> float:
@@ -48,7 +47,7 @@ def official_recipe_child(out: str) -> None:
         ground_truth_path=f"{out}/ground_truth.csv",
         patches_path=f"{out}/patches.npz",
     )
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss_mib()
     size_mib = Path(f"{out}/patches.npz").stat().st_size / 2**20
     print(f"{meta['n_patches']}\t{time.perf_counter() - t0:.2f}\t{rss_mib:.0f}\t{size_mib:.1f}")
 

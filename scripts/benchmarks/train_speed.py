@@ -106,12 +106,11 @@ def variant(name: str, device, batch: int, repeats: int, side: int = 208):
 def official_memory_child(out: str) -> None:
     """Peak RSS of the train stage on the official 10,000-patch training set (U = 8, 26-px patches):
     simulate it, then run train_model for 5 steps of 16 and a validation pass (1 % held out)."""
-    import resource
-
+    
     from dstorm.simulation.simulate import simulate_training_set
     from dstorm.training import train_model
 
-    from common import dataset
+    from common import dataset, peak_rss_mib
 
     meta = simulate_training_set(
         dataset(), density=6, frames_path=f"{out}/f.tif", ground_truth_path=f"{out}/gt.csv", patches_path=f"{out}/p.npz"
@@ -119,7 +118,7 @@ def official_memory_child(out: str) -> None:
     t0 = time.perf_counter()
     train_model(f"{out}/p.npz", f"{out}/m.pt", f"{out}/h.csv", f"{out}/h.png", checkpoint_dir=f"{out}/ck",
                 recipe={"epochs": 1, "steps_per_epoch": 5, "validation_fraction": 0.01})  # fmt: skip
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(f"{meta['n_patches']}\t{rss:.0f}\t{time.perf_counter() - t0:.0f}")
 
 
@@ -128,6 +127,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--side", type=int, default=208, help="input side (208 = a 26-px patch at U = 8)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--memory", action="store_true", help="also measure the official recipe's peak RSS")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -142,19 +142,19 @@ def main() -> None:
     if device.type == "cuda":
         names += ["bf16-mixed channels_last"]
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"Deep-STORM network, 208×208 input (26-px patch at U = 8), batch {args.batch}, {where}, torch {torch.__version__}")
+    print(f"Deep-STORM network, {args.side}×{args.side} input, batch {args.batch}, {where}, torch {torch.__version__}")
     print(f"median of {args.repeats} runs after warm-up; per patch\n")
     print("| variant | forward ms | forward GFLOP/s | train step ms | train step GFLOP/s | first call s |")
     print("|---|---|---|---|---|---|")
     rows = []
     for name in names:
-        r = variant(name, device, args.batch, args.repeats)
+        r = variant(name, device, args.batch, args.repeats, side=args.side)
         rows.append(r)
         print(
             f"| {r['variant']} | {r['fwd_ms']:.1f} | {r['fwd_gflops']:.0f} | {r['step_ms']:.1f} | "
             f"{r['step_gflops']:.0f} | {r['first_call_s']:.1f} |"
         )
-    print(f"\nFLOPs per patch: forward {rows[0]['fwd_gflop_per_patch']:.2f} GFLOP, train step {rows[0]['step_gflop_per_patch']:.2f} GFLOP")
+    print(f"\nFLOPs per {args.side}×{args.side} patch: forward {rows[0]['fwd_gflop_per_patch']:.2f} GFLOP, train step {rows[0]['step_gflop_per_patch']:.2f} GFLOP")
     if args.memory:
         import subprocess
         import tempfile

@@ -1,0 +1,24 @@
+"""The benchmark scripts run and print their tables (tiny sizes: the figures themselves are not tested)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "scripts" / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script,args,expected",
+    [
+        ("simulate_speed.py", ["--frames", "20", "--repeats", "1"], "| epfl2016 | filaments |"),
+        ("train_speed.py", ["--side", "32", "--batch", "2", "--repeats", "1", "--no-compile"], "| fp32 channels_last |"),
+        ("reconstruct_speed.py", ["--frames", "12", "--upsampling", "1", "--train-steps", "0"], "| 12 |"),
+    ],
+)
+def test_benchmark_prints_its_table(script, args, expected):
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout, result.stdout

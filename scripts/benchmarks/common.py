@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,3 +59,15 @@ def dataset(camera: str = "epfl2016", structure: str = "uniform", background_var
             "heatmap_sigma_px": 1, "weighting_factor": 100,
         },
     }  # fmt: skip
+
+
+def child_table(script: str, flag: str, title: str, header: list[str]) -> None:
+    """Run ``script flag TMPDIR`` in a fresh process (so its peak memory is its own) and print its last
+    output line, tab-separated values, as a one-row Markdown table under ``title``."""
+    with tempfile.TemporaryDirectory() as out:
+        result = subprocess.run([sys.executable, script, flag, out], check=True, capture_output=True, text=True)
+    values = result.stdout.strip().splitlines()[-1].split("\t")
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    print("| " + " | ".join(values) + " |")

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import STRUCTURES, dataset, peak_rss_mib  # noqa: E402
+from common import STRUCTURES, child_table, dataset, peak_rss_mib  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
 
 def frames_per_second(camera: str, structure: str, n_frames: int, repeats: int) -> float:
@@ -69,14 +67,10 @@ def main() -> None:
         for structure in STRUCTURES:
             print(f"| {camera} | {structure} | {frames_per_second(camera, structure, args.frames, args.repeats):.0f} |")
 
-    with tempfile.TemporaryDirectory() as out:
-        line = subprocess.run(
-            [sys.executable, __file__, "--official-child", out], check=True, capture_output=True, text=True
-        ).stdout.split()
-    print("\nOfficial training-set recipe (20 frames, 500 patches/frame, cap 10,000), in a fresh process\n")
-    print("| patches | wall time, s | peak RSS, MiB | patches.npz, MiB |")
-    print("|---|---|---|---|")
-    print("| " + " | ".join(line) + " |")
+    child_table(
+        __file__, "--official-child", "Official training-set recipe (20 frames, 500 patches/frame, cap 10,000), in a fresh process",
+        ["patches", "wall time, s", "peak RSS, MiB", "patches.npz, MiB"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

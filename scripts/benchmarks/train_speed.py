@@ -156,17 +156,12 @@ def main() -> None:
         )
     print(f"\nFLOPs per {args.side}×{args.side} patch: forward {rows[0]['fwd_gflop_per_patch']:.2f} GFLOP, train step {rows[0]['step_gflop_per_patch']:.2f} GFLOP")
     if args.memory:
-        import subprocess
-        import tempfile
+        from common import child_table
 
-        with tempfile.TemporaryDirectory() as out:
-            line = subprocess.run(
-                [sys.executable, __file__, "--memory-child", out], check=True, capture_output=True, text=True
-            ).stdout.split()
-        print("\nTrain stage on the official training set (10,000 patches of 26 px at U = 8), fresh process\n")
-        print("| patches | peak RSS, MiB | train_model wall time, s (5 steps + validation) |")
-        print("|---|---|---|")
-        print("| " + " | ".join(line) + " |")
+        child_table(
+            __file__, "--memory-child", "Train stage on the official training set (10,000 patches of 26 px at U = 8), fresh process",
+            ["patches", "peak RSS, MiB", "train_model wall time, s (5 steps + validation + calibration)"],
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,9 +36,12 @@ LOCALIZATION_HEADER = ["id", "frame", "x [nm]", "y [nm]", "intensity [a.u.]", "c
 DEFAULT_THRESHOLD = 0.1
 
 
-def auto_batch_size(height: int, width: int, upsampling_factor: int, device: torch.device) -> int:
-    """Frames per batch that fit: about 6 float32 maps of 32 channels at the high resolution per frame;
-    up to half the free GPU memory, or 256 MiB of activations on a CPU (larger batches gain nothing there)."""
+def auto_batch_size(height: int, width: int, upsampling_factor: int, device: torch.device, requested="auto") -> int:
+    """``requested`` frames per batch, or for ``"auto"`` (or None) as many as fit: about 6 float32 maps of
+    32 channels at the high resolution per frame, in half the free GPU memory or in 256 MiB of activations
+    on a CPU (larger batches gain nothing there)."""
+    if requested not in (None, "auto"):
+        return int(requested)
     per_frame = 6 * 32 * 4 * height * upsampling_factor * width * upsampling_factor
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -46,6 +49,13 @@ def auto_batch_size(height: int, width: int, upsampling_factor: int, device: tor
     else:
         budget = 256 * 2**20
     return int(max(1, min(256, budget // per_frame)))
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: the GPU where one is visible, the CPU otherwise; any other value as torch names it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _threshold(model, threshold) -> float:
@@ -82,7 +92,7 @@ def reconstruct(
     Returns the summary (also written as JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    device = resolve_device(device)
     model = load_model(model_path, device)
     u = model.upsampling_factor
     weight = float(model.info["weighting_factor"])
@@ -100,7 +110,7 @@ def reconstruct(
                 f"{h * u}×{w * u}, which must be divisible by 8 (crop the frames, or train with another U)"
             )
         rel_threshold = _threshold(model, threshold)
-        batch = auto_batch_size(h, w, u, device) if batch_size in (None, "auto") else int(batch_size)
+        batch = auto_batch_size(h, w, u, device, requested=batch_size)
         log.info(
             "%s: %d frames of %d×%d px (%s) -> %d×%d at %.4g nm; model %s (U=%d) on %s, batch %d, "
             "threshold %.3g × %g",
@@ -189,12 +199,12 @@ def save_predictions(
 ) -> None:
     """Every frame's prediction (ReLU applied) as a float32 ImageJ TIFF at the high-resolution pixel size,
     written frame by frame as the batches are predicted."""
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    device = resolve_device(device)
     model = load_model(model_path, device)
     u = model.upsampling_factor
     with TiffStack(stack_path) as stack, ThreadPoolExecutor(max_workers=1) as reader:
         h, w, n = stack.height, stack.width, stack.n_frames
-        batch = auto_batch_size(h, w, u, device) if batch_size in (None, "auto") else int(batch_size)
+        batch = auto_batch_size(h, w, u, device, requested=batch_size)
 
         def frames():
             for start, raw in prefetched(stack.batches(batch), reader):

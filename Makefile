@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine (Python >= 3.11 with pip):
-#   make demo   create .venv, install the pinned dependencies, run the workflow on config/config.yaml
+#   make demo   create .venv, install the pinned dependencies, run the workflow on config/config.yaml,
+#               then write its HTML report to results/report.html
 #   make test   same .venv, run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -18,6 +19,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html
+	@echo "Done: results/summary.csv (metrics per acquisition) and results/report.html (open in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -107,3 +107,48 @@ def test_the_shipped_configs_are_valid():
 
 def test_density_labels():
     assert [density_label(d) for d in (6, 6.0, 0.5, 1.25)] == ["6", "6", "0.5", "1.25"]
+
+
+def test_evaluation_defaults_agree_with_the_library():
+    from dstorm.evaluation.evaluate import DEFAULT_OPTIONS
+
+    defaults = dict(validated(tiny_config())["datasets"]["t"]["evaluation"])
+    assert defaults.pop("benchmark") is True
+    assert defaults == DEFAULT_OPTIONS
+
+
+def test_simulation_params_ignore_later_stages():
+    """Editing acquisitions, the training recipe, reconstruction or evaluation must not re-simulate training
+    sets: the simulate rules get only the keys simulation reads."""
+    from dstorm.config import dataset_config
+
+    base = validated(tiny_config())
+    edited = copy.deepcopy(tiny_config())
+    edited["datasets"]["t"]["acquisitions"]["new"] = {"simulate": {"density": 3, "frames": 7}}
+    edited["datasets"]["t"]["training"]["epochs"] = 5
+    edited["datasets"]["t"]["reconstruction"] = {"threshold": 0.2}
+    edited["datasets"]["t"]["evaluation"] = {"tolerance_nm": 100}
+    assert dataset_config(validated(edited), "t") == dataset_config(base, "t")
+    changed = copy.deepcopy(tiny_config())
+    changed["datasets"]["t"]["psf"] = {"sigma_nm": [90, 95]}
+    assert dataset_config(validated(changed), "t") != dataset_config(base, "t")
+
+
+def test_paper_benchmark_plans_every_density_with_every_model(tmp_path):
+    import re
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "paper_benchmark.yaml").read_text())
+    ds = validated(config)["datasets"]["paper"]
+    assert ds["frame_size_px"] == [64, 64] and ds["pixel_size_nm"] == 100
+    assert ds["training_set"]["upsampling_factor"] == 8 and ds["training"]["steps_per_epoch"] == 400
+    densities = sorted(a["simulate"]["density"] for a in ds["acquisitions"].values())
+    assert densities[0] <= 1 and densities[-1] >= 9
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    n_models, n_acqs = len(ds["training_set"]["densities"]), len(ds["acquisitions"])
+    assert re.search(rf"\btrain\s+{n_models}\b", out)
+    assert re.search(rf"\breconstruct\s+{n_acqs}\b", out)
+    assert re.search(rf"\bcross_evaluate\s+{n_acqs * (n_models - 1)}\b", out)

@@ -1,8 +1,12 @@
 """The workflow itself: lint, dry run, entry scripts as Snakemake runs them, and a tiny real run."""
 
 import hashlib
+import json
 import re
 import runpy
+import zipfile
+from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -10,7 +14,7 @@ import pytest
 import tifffile
 import yaml
 
-from conftest import REPO, dataset, run_snakemake, tiny_config
+from conftest import REPO, TINY_TRAINING_SET, dataset, run_snakemake, tiny_config
 
 RECONSTRUCTION_FILES = [
     "super_resolution.tif", "super_resolution.png", "widefield.tif", "widefield.png",
@@ -49,14 +53,32 @@ def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
     assert "frames 3/3" in (tmp_path / "log.txt").read_text()
 
 
+#: Every file the report shows, per kind of owner.
+REPORT_FILES = {
+    "training": ["history.csv", "history.png"],
+    "reconstruction": ["super_resolution.png", "widefield.png", "rendered.png"],
+    "evaluation": ["comparison.png", "frc.png"],
+    "ground_truth": ["localization_errors.png"],
+    "dataset": ["benchmark.csv", "benchmark.png", "training_curves.png"],
+}
+
+
 @pytest.mark.slow
-def test_tiny_real_run_of_the_simulate_rules(tmp_path):
-    config = tiny_config(reconstruction={"save_predictions": True})
+def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
+    from dstorm.simulation.simulate import simulate_acquisition
+
+    # a user's TIFF without ground truth, beside two simulated acquisitions
+    simulate_acquisition(dataset(), "user", density=2.0, n_frames=4, frames_path=tmp_path / "user.tif",
+                         ground_truth_path=tmp_path / "unused.csv")  # fmt: skip
+    config = tiny_config(
+        reconstruction={"save_predictions": True}, training_set={**TINY_TRAINING_SET, "densities": [2, 6]}
+    )
     config["datasets"]["t"]["acquisitions"]["acq2"] = {"simulate": {"density": 1, "frames": 2}}
+    config["datasets"]["t"]["acquisitions"]["user"] = {"path": str(tmp_path / "user.tif")}
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stdout + result.stderr
     base = tmp_path / "results" / "simulate" / "t"
-    assert sorted(p.name for p in base.iterdir()) == ["acq", "acq2", "density_6"]
+    assert sorted(p.name for p in base.iterdir()) == ["acq", "acq2", "density_2", "density_6"]
     frames = tifffile.imread(base / "density_6" / "frames.tif")
     assert frames.shape == (6, 64, 64)
     gt = pd.read_csv(base / "density_6" / "ground_truth.csv")
@@ -69,7 +91,7 @@ def test_tiny_real_run_of_the_simulate_rules(tmp_path):
     assert history["epoch"].tolist() == [0, 1, 2]
     train_log = (tmp_path / "results" / "logs" / "train" / "t_density_6.log").read_text()
     assert "epoch 2/2 step 2/2 loss" in train_log
-    for acq in ("acq", "acq2"):
+    for acq in ("acq", "acq2", "user"):
         recon = tmp_path / "results" / "reconstruct" / "t" / acq
         assert sorted(p.name for p in recon.iterdir()) == sorted(RECONSTRUCTION_FILES + ["predictions.tif"])
         assert tifffile.imread(recon / "super_resolution.tif").shape == (128, 128)
@@ -79,6 +101,44 @@ def test_tiny_real_run_of_the_simulate_rules(tmp_path):
     assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
     assert (tmp_path / "results" / "logs" / "simulate" / "t_density_6.log").read_text().strip()
     assert (tmp_path / "results" / "benchmarks" / "simulate" / "t_acq.tsv").exists()
+
+    # evaluation: metrics against ground truth where there is one, FRC everywhere, the benchmark and summary
+    ev = tmp_path / "results" / "evaluate" / "t"
+    metrics = json.loads((ev / "acq" / "metrics.json").read_text())
+    assert metrics["n_ground_truth"] == len(pd.read_csv(base / "acq" / "ground_truth.csv"))
+    assert 0 <= metrics["jaccard"] <= 1 and metrics["model_density"] == 2.0
+    user = json.loads((ev / "user" / "metrics.json").read_text())
+    assert user["jaccard"] is None and user["pearson_r"] is None and "frc_resolution_nm" in user
+    assert not (ev / "user" / "matches.csv").exists()
+    assert sorted(p.name for p in (ev / "acq" / "models").iterdir()) == ["density_6.json"]  # the other model
+    bench = pd.read_csv(ev / "benchmark.csv")
+    assert sorted(zip(bench["acquisition"], bench["model_density"])) == [("acq", 2), ("acq", 6), ("acq2", 2), ("acq2", 6)]
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert summary["acquisition"].tolist() == ["acq", "acq2", "user"]
+    assert summary["kind"].tolist() == ["simulated", "simulated", "file"]
+    assert summary.loc[2, ["jaccard", "rmse_lat_nm"]].isna().all() and summary.loc[:1, "jaccard"].notna().all()
+    for stage in ("simulate_training_set", "train", "reconstruct", "evaluate"):
+        assert (summary[f"{stage}_s"] >= 0).all(), stage
+    assert summary["simulate_acquisition_s"].notna().tolist() == [True, True, False]
+
+    # the HTML report (as a zip, to see what it holds): every figure it names is in it, none is empty
+    report = run_snakemake(tmp_path, config, "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stdout + report.stderr
+    with zipfile.ZipFile(tmp_path / "report.zip") as zf:
+        held = [(Path(i.filename).name, i.file_size) for i in zf.infolist() if "/data/raw/" in i.filename]
+        html = zf.read("report/report.html").decode()
+    assert all(size > 0 for _, size in held)
+    names = Counter(name for name, _ in held)
+    expected = Counter(
+        {f: 2 for f in REPORT_FILES["training"]}
+        | {f: 3 for f in REPORT_FILES["reconstruction"] + REPORT_FILES["evaluation"]}
+        | {f: 2 for f in REPORT_FILES["ground_truth"]}
+        | {f: 1 for f in REPORT_FILES["dataset"] + ["summary.csv"]}
+    )
+    assert names == expected
+    for name in expected:
+        assert name in html
+
     # re-running the simulations from scratch gives the same files
     first = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base.rglob("*") if p.is_file()}
     again = run_snakemake(tmp_path, config, "--forcerun", "simulate_training_set", "simulate_acquisition", "--until", "simulate_training_set", "simulate_acquisition")

@@ -92,9 +92,17 @@ def resolve_camera(camera: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+#: The keys of a dataset that simulation reads: only these are the simulate rules' params, so that editing
+#: the acquisitions, the training recipe, reconstruction or evaluation does not re-simulate training sets.
+SIMULATION_KEYS = (
+    "seed", "pixel_size_nm", "frame_size_px", "camera", "psf", "photophysics", "background", "structure", "training_set",
+)  # fmt: skip
+
+
 def dataset_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """A plain, independent copy of one dataset's validated config with its camera resolved."""
-    cfg = copy.deepcopy(config["datasets"][dataset])
+    """A plain, independent copy of one dataset's simulation inputs (:data:`SIMULATION_KEYS`, camera resolved)."""
+    ds = config["datasets"][dataset]
+    cfg = copy.deepcopy({k: ds[k] for k in SIMULATION_KEYS if k in ds})
     cfg["name"] = dataset
     cfg["camera"] = resolve_camera(cfg.get("camera", {}))
     return cfg

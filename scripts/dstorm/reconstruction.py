@@ -121,7 +121,8 @@ def reconstruct(
                        render_pixel_nm, render_sigma_nm, title)  # fmt: skip
     summary.update(
         acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
-        batch_size=batch, device=str(device), seconds=time.perf_counter() - t_start,
+        heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
+        seconds=time.perf_counter() - t_start,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

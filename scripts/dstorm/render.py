@@ -62,8 +62,7 @@ def render_localizations(
     """Localisations as Gaussian spots of ``sigma_nm`` on a grid of ``pixel_size_nm`` covering ``fov_nm``
     (height, width): a 2-D histogram (pixel ``j`` covers ``[j, j+1)·pixel``) blurred by the Gaussian, so
     each localisation contributes its weight (1 by default) in total."""
-    h = max(int(np.ceil(fov_nm[0] / pixel_size_nm)), 1)
-    w = max(int(np.ceil(fov_nm[1] / pixel_size_nm)), 1)
+    h, w = (max(int(np.ceil(side / pixel_size_nm - 1e-6)), 1) for side in fov_nm)  # 6400/12.5 is 512, not 513
     hist, _, _ = np.histogram2d(
         np.asarray(y_nm, dtype=np.float64), np.asarray(x_nm, dtype=np.float64),
         bins=(h, w), range=((0, h * pixel_size_nm), (0, w * pixel_size_nm)), weights=weights,

@@ -76,7 +76,159 @@ def all_outputs():
         for a in acquisition_names(config, d):
             files += [f"results/reconstruct/{d}/{a}/{f}" for f in RECONSTRUCTION_FILES]
             files += [f"results/reconstruct/{d}/{a}/predictions.tif"] if save else []
-    return files + simulated_acquisition_outputs()
+    return files + simulated_acquisition_outputs() + evaluation_outputs()
+
+
+def evaluation_outputs():
+    files = ["results/summary.csv"]
+    for d in DATASETS:
+        for a in acquisition_names(config, d):
+            files += [f"results/evaluate/{d}/{a}/{f}" for f in EVALUATION_FILES]
+            if has_ground_truth(d, a):
+                files += [
+                    f"results/evaluate/{d}/{a}/{f}"
+                    for f in ("matches.csv", "localization_errors.png")
+                ]
+        if any(has_ground_truth(d, a) for a in acquisition_names(config, d)):
+            files += [f"results/evaluate/{d}/benchmark.{f}" for f in ("csv", "png")]
+        if training_densities(d):
+            files.append(f"results/evaluate/{d}/training_curves.png")
+    return files
+
+
+EVALUATION_FILES = ("metrics.json", "frc.csv", "frc.png", "comparison.png")
+
+
+def has_ground_truth(dataset, acquisition):
+    acq = config["datasets"][dataset]["acquisitions"][acquisition]
+    return "simulate" in acq or bool(acq.get("ground_truth"))
+
+
+def ground_truth_path(dataset, acquisition):
+    acq = config["datasets"][dataset]["acquisitions"][acquisition]
+    if "simulate" in acq:
+        return f"results/simulate/{dataset}/{acquisition}/ground_truth.csv"
+    return acq.get("ground_truth")
+
+
+def get_ground_truth(wildcards):
+    """The acquisition's ground-truth table as a list: [] when it has none."""
+    path = ground_truth_path(wildcards.dataset, wildcards.acquisition)
+    return [path] if path else []
+
+
+def get_evaluation_options(wildcards):
+    options = dict(config["datasets"][wildcards.dataset]["evaluation"])
+    options.pop("benchmark")
+    return options
+
+
+def chosen_model_label(dataset, acquisition):
+    density = model_density(config, dataset, acquisition)
+    return None if density is None else density_label(density)
+
+
+def get_evaluation_info(wildcards):
+    """Labels written into metrics.json: which acquisition, and the training density of its model."""
+    density = getattr(wildcards, "density", None) or chosen_model_label(
+        wildcards.dataset, wildcards.acquisition
+    )
+    return {
+        "dataset": wildcards.dataset,
+        "acquisition": wildcards.acquisition,
+        "model_density": None if density is None else float(density),
+    }
+
+
+def other_models(dataset, acquisition):
+    """Training densities (labels) whose models also score this acquisition for the benchmark."""
+    if not config["datasets"][dataset]["evaluation"]["benchmark"]:
+        return []
+    if not has_ground_truth(dataset, acquisition):
+        return []
+    chosen = chosen_model_label(dataset, acquisition)
+    return [x for x in training_densities(dataset) if x != chosen]
+
+
+def get_benchmark_metrics(wildcards):
+    """metrics.json of every (acquisition with ground truth, model) pair of the dataset."""
+    d = wildcards.dataset
+    files = []
+    for a in acquisition_names(config, d):
+        if has_ground_truth(d, a):
+            files.append(f"results/evaluate/{d}/{a}/metrics.json")
+            files += [
+                f"results/evaluate/{d}/{a}/models/density_{x}.json"
+                for x in other_models(d, a)
+            ]
+    return files
+
+
+def get_cross_ground_truth(wildcards):
+    if wildcards.density not in other_models(wildcards.dataset, wildcards.acquisition):
+        raise WorkflowError(
+            f"no benchmark of {wildcards.dataset}/{wildcards.acquisition} with the density_{wildcards.density} "
+            f"model (it needs a ground truth, evaluation.benchmark, and a model that is not its own)"
+        )
+    return ground_truth_path(wildcards.dataset, wildcards.acquisition)
+
+
+def get_histories(wildcards):
+    return [
+        f"results/train/{wildcards.dataset}/density_{x}/history.csv"
+        for x in training_densities(wildcards.dataset)
+    ]
+
+
+def get_history_labels(wildcards):
+    return [f"trained at {x}/µm²" for x in training_densities(wildcards.dataset)]
+
+
+def summary_entries():
+    """One entry per acquisition: its labels, metrics.json and the benchmark files of the stages behind it."""
+    entries = []
+    for d in DATASETS:
+        for a in acquisition_names(config, d):
+            acq = config["datasets"][d]["acquisitions"][a]
+            label = chosen_model_label(d, a)
+            stages = {}
+            if "simulate" in acq:
+                stages["simulate_acquisition"] = (
+                    f"results/benchmarks/simulate/{d}_{a}.tsv"
+                )
+            if label is not None:
+                stages["simulate_training_set"] = (
+                    f"results/benchmarks/simulate/{d}_density_{label}.tsv"
+                )
+                stages["train"] = f"results/benchmarks/train/{d}_density_{label}.tsv"
+            stages["reconstruct"] = f"results/benchmarks/reconstruct/{d}_{a}.tsv"
+            stages["evaluate"] = f"results/benchmarks/evaluate/{d}_{a}.tsv"
+            entries.append(
+                {
+                    "dataset": d,
+                    "acquisition": a,
+                    "kind": "simulated" if "simulate" in acq else "file",
+                    "density_per_um2": (
+                        acq["simulate"]["density"] if "simulate" in acq else None
+                    ),
+                    "model_density": None if label is None else float(label),
+                    "metrics": f"results/evaluate/{d}/{a}/metrics.json",
+                    "benchmarks": stages,
+                }
+            )
+    return entries
+
+
+def get_summary_inputs(wildcards):
+    return [
+        path
+        for e in summary_entries()
+        for path in (e["metrics"], *e["benchmarks"].values())
+    ]
+
+
+def get_summary_entries(wildcards):
+    return summary_entries()
 
 
 def get_acquisition_frames(wildcards):

@@ -1,0 +1,162 @@
+rule evaluate:
+    input:
+        localizations="results/reconstruct/{dataset}/{acquisition}/localizations.csv",
+        super_resolution="results/reconstruct/{dataset}/{acquisition}/super_resolution.tif",
+        widefield="results/reconstruct/{dataset}/{acquisition}/widefield.tif",
+        reconstruction="results/reconstruct/{dataset}/{acquisition}/reconstruction.json",
+        ground_truth=get_ground_truth,
+    output:
+        metrics="results/evaluate/{dataset}/{acquisition}/metrics.json",
+        frc="results/evaluate/{dataset}/{acquisition}/frc.csv",
+        frc_png=report(
+            "results/evaluate/{dataset}/{acquisition}/frc.png",
+            caption="../report/frc.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"acquisition": "{acquisition}", "figure": "FRC"},
+        ),
+        comparison_png=report(
+            "results/evaluate/{dataset}/{acquisition}/comparison.png",
+            caption="../report/comparison.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"acquisition": "{acquisition}", "figure": "comparison"},
+        ),
+    log:
+        "results/logs/evaluate/{dataset}_{acquisition}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}_{acquisition}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        options=get_evaluation_options,
+        seed=get_seed,
+        info=get_evaluation_info,
+    script:
+        "../../scripts/evaluate.py"
+
+
+rule localization_errors:
+    input:
+        localizations="results/reconstruct/{dataset}/{acquisition}/localizations.csv",
+        ground_truth=get_ground_truth,
+    output:
+        matches="results/evaluate/{dataset}/{acquisition}/matches.csv",
+        errors_png=report(
+            "results/evaluate/{dataset}/{acquisition}/localization_errors.png",
+            caption="../report/localization_errors.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"acquisition": "{acquisition}", "figure": "localisation errors"},
+        ),
+    log:
+        "results/logs/evaluate/{dataset}_{acquisition}_errors.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}_{acquisition}_errors.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        options=get_evaluation_options,
+    script:
+        "../../scripts/localization_errors.py"
+
+
+rule cross_evaluate:
+    input:
+        frames=get_acquisition_frames,
+        model="results/train/{dataset}/density_{density}/model.pt",
+        ground_truth=get_cross_ground_truth,
+    output:
+        metrics="results/evaluate/{dataset}/{acquisition}/models/density_{density}.json",
+    log:
+        "results/logs/evaluate/{dataset}_{acquisition}_density_{density}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}_{acquisition}_density_{density}.tsv"
+    conda:
+        "../../envs/reconstruct.yaml"
+    threads: 4
+    params:
+        pixel_size_nm=get_pixel_size,
+        reconstruction=get_reconstruction_options,
+        options=get_evaluation_options,
+        seed=get_seed,
+        info=get_evaluation_info,
+    script:
+        "../../scripts/cross_evaluate.py"
+
+
+rule benchmark:
+    input:
+        metrics=get_benchmark_metrics,
+    output:
+        table=report(
+            "results/evaluate/{dataset}/benchmark.csv",
+            caption="../report/benchmark_csv.rst",
+            category="Benchmark",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "benchmark table"},
+        ),
+        figure=report(
+            "results/evaluate/{dataset}/benchmark.png",
+            caption="../report/benchmark.rst",
+            category="Benchmark",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "density benchmark"},
+        ),
+    log:
+        "results/logs/evaluate/{dataset}_benchmark.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}_benchmark.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../../scripts/benchmark.py"
+
+
+rule training_curves:
+    input:
+        histories=get_histories,
+    output:
+        figure=report(
+            "results/evaluate/{dataset}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={
+                "dataset": "{dataset}",
+                "density": "all",
+                "figure": "training curves",
+            },
+        ),
+    log:
+        "results/logs/evaluate/{dataset}_training_curves.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}_training_curves.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        labels=get_history_labels,
+    script:
+        "../../scripts/training_curves.py"
+
+
+rule summary:
+    input:
+        get_summary_inputs,
+    output:
+        table=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"table": "all acquisitions"},
+        ),
+    log:
+        "results/logs/evaluate/summary.log",
+    benchmark:
+        "results/benchmarks/evaluate/summary.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        entries=get_summary_entries,
+    script:
+        "../../scripts/summary.py"

@@ -3,7 +3,7 @@
 import torch
 
 from dstorm.config import seed_sequence_entropy
-from dstorm.evaluation.evaluate import cross_evaluate
+from dstorm.evaluation.cross import cross_evaluate
 from dstorm.logs import setup_logging
 
 

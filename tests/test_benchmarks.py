@@ -16,6 +16,7 @@ BENCH = REPO / "scripts" / "benchmarks"
         ("simulate_speed.py", ["--frames", "20", "--repeats", "1"], "| epfl2016 | filaments |"),
         ("train_speed.py", ["--side", "32", "--batch", "2", "--repeats", "1", "--no-compile"], "| fp32 channels_last |"),
         ("reconstruct_speed.py", ["--frames", "12", "--upsampling", "1", "--train-steps", "0"], "| 12 |"),
+        ("plan_speed.py", ["--acquisitions", "4", "--repeats", "1"], "| 4 | half simulated | 1 |"),
     ],
 )
 def test_benchmark_prints_its_table(script, args, expected):

@@ -57,8 +57,7 @@ def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
 REPORT_FILES = {
     "training": ["history.csv", "history.png"],
     "reconstruction": ["super_resolution.png", "widefield.png", "rendered.png"],
-    "evaluation": ["comparison.png", "frc.png"],
-    "ground_truth": ["localization_errors.png"],
+    "evaluation": ["comparison.png", "frc.png", "localizations.png"],
     "dataset": ["benchmark.csv", "benchmark.png", "training_curves.png"],
 }
 
@@ -109,7 +108,10 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     assert 0 <= metrics["jaccard"] <= 1 and metrics["model_density"] == 2.0
     user = json.loads((ev / "user" / "metrics.json").read_text())
     assert user["jaccard"] is None and user["pearson_r"] is None and "frc_resolution_nm" in user
-    assert not (ev / "user" / "matches.csv").exists()
+    assert (ev / "user" / "matches.csv").read_text().count("\n") == 1  # the header only: no ground truth
+    matches = pd.read_csv(ev / "acq" / "matches.csv")
+    assert len(matches) == metrics["tp"] and matches.columns[0] == "frame"
+    assert ((matches["dx [nm]"] - (matches["x [nm]"] - matches["x_gt [nm]"])).abs() <= 0.002).all()
     assert sorted(p.name for p in (ev / "acq" / "models").iterdir()) == ["density_6.json"]  # the other model
     bench = pd.read_csv(ev / "benchmark.csv")
     assert sorted(zip(bench["acquisition"], bench["model_density"])) == [("acq", 2), ("acq", 6), ("acq2", 2), ("acq2", 6)]
@@ -132,7 +134,6 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     expected = Counter(
         {f: 2 for f in REPORT_FILES["training"]}
         | {f: 3 for f in REPORT_FILES["reconstruction"] + REPORT_FILES["evaluation"]}
-        | {f: 2 for f in REPORT_FILES["ground_truth"]}
         | {f: 1 for f in REPORT_FILES["dataset"] + ["summary.csv"]}
     )
     assert names == expected
@@ -147,19 +148,32 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
 
 
 def test_one_failing_dataset_does_not_stop_the_others(tmp_path):
-    # dataset `bad` can never fill a patch (min_emitters too high): it fails, `t` still completes
+    # dataset `bad` can never fill a patch (min_emitters too high) and acquisition `broken` is not a TIFF:
+    # both fail, everything else completes, and the summary marks the failed acquisition instead of omitting it
+    (tmp_path / "broken.tif").write_bytes(b"this is not a TIFF file" * 100)
     config = tiny_config()
+    config["datasets"]["t"]["acquisitions"]["broken"] = {"path": str(tmp_path / "broken.tif")}
     config["datasets"]["bad"] = {
         "camera": {"preset": "ideal"},
         "training_set": {"densities": [0.1], "frames": 1, "patches_per_frame": 2, "min_emitters": 60},
     }
     result = run_snakemake(tmp_path, config)  # the default profile sets keep-going
     assert result.returncode != 0
-    assert "no patch of 26 px holds min_emitters=60" in result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "no patch of 26 px holds min_emitters=60" in out
+    assert "broken.tif" in (tmp_path / "results" / "logs" / "reconstruct" / "t_broken.log").read_text()
     assert (tmp_path / "results" / "simulate" / "t" / "density_6" / "patches.npz").exists()
     assert not (tmp_path / "results" / "simulate" / "bad" / "density_0.1").exists() or not any(
         (tmp_path / "results" / "simulate" / "bad" / "density_0.1").iterdir()
     )
+    assert not (tmp_path / "results" / "reconstruct" / "t" / "broken").exists() or not any(
+        (tmp_path / "results" / "reconstruct" / "t" / "broken").iterdir()
+    )  # no partial output
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv").set_index("acquisition")
+    assert summary.loc["acq", "status"] == "ok" and 0 <= summary.loc["acq", "jaccard"] <= 1
+    assert summary.loc["broken", "status"] == "failed: reconstruct (see results/logs/reconstruct/t_broken.log)"
+    assert pd.isna(summary.loc["broken", "jaccard"])
+    assert "1 failed" in out
 
 
 def test_a_dataset_with_a_given_model_needs_no_simulation_or_training(tmp_path):

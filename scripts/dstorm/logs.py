@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -24,6 +26,12 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> Non
         force=True,
     )
     logging.captureWarnings(True)
+    if os.environ.get("SLURM_JOB_ID"):  # say where the job ran: the id ties this log to sacct/squeue
+        logging.getLogger("dstorm").info(
+            "SLURM job %s on %s (partition %s, CPUs %s, GPUs %s)", os.environ["SLURM_JOB_ID"], socket.gethostname(),
+            os.environ.get("SLURM_JOB_PARTITION", "?"), os.environ.get("SLURM_CPUS_PER_TASK", "?"),
+            os.environ.get("CUDA_VISIBLE_DEVICES", "none"),
+        )  # fmt: skip
 
     def log_uncaught(exc_type, exc, tb):
         logging.getLogger("dstorm").error("failed: %s", exc, exc_info=(exc_type, exc, tb))

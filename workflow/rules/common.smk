@@ -32,71 +32,31 @@ wildcard_constraints:
     acquisition=r"(?!density_)[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
-def simulated_acquisition_outputs():
-    return [
-        f"results/simulate/{d}/{a}/{f}"
-        for d in DATASETS
-        for a in acquisition_names(config, d, "simulate")
-        for f in ("frames.tif", "ground_truth.csv")
-    ]
-
-
 def training_densities(dataset):
     """Density labels of a dataset's training sets (none for a dataset with a given model file)."""
     ts = config["datasets"][dataset].get("training_set")
     return [density_label(x) for x in ts["densities"]] if ts else []
 
 
-RECONSTRUCTION_FILES = (
-    "super_resolution.tif",
-    "super_resolution.png",
-    "widefield.tif",
-    "widefield.png",
-    "localizations.csv",
-    "rendered.tif",
-    "rendered.png",
-    "reconstruction.json",
-)
-
-
 def all_outputs():
-    files = []
-    for d in DATASETS:
-        for x in training_densities(d):
-            files += [
-                f"results/simulate/{d}/density_{x}/{f}"
-                for f in ("frames.tif", "ground_truth.csv", "patches.npz")
-            ]
-            files += [
-                f"results/train/{d}/density_{x}/{f}"
-                for f in ("model.pt", "history.csv", "history.png")
-            ]
-    for d in DATASETS:
-        save = config["datasets"][d]["reconstruction"]["save_predictions"]
-        for a in acquisition_names(config, d):
-            files += [f"results/reconstruct/{d}/{a}/{f}" for f in RECONSTRUCTION_FILES]
-            files += [f"results/reconstruct/{d}/{a}/predictions.tif"] if save else []
-    return files + simulated_acquisition_outputs() + evaluation_outputs()
-
-
-def evaluation_outputs():
+    """The default target's inputs: one file of each job that no other job needs. The summary needs every
+    acquisition's metrics, hence its reconstruction, its model and the simulations behind them; a job in
+    the DAG runs whenever any of its outputs is missing, so the files not named here (previews, TIFFs,
+    figures) are made and remade too. Naming one file per job instead of about twenty per acquisition keeps
+    planning fast with hundreds of acquisitions (scripts/benchmarks/plan_speed.py)."""
     files = ["results/summary.csv"]
     for d in DATASETS:
-        for a in acquisition_names(config, d):
-            files += [f"results/evaluate/{d}/{a}/{f}" for f in EVALUATION_FILES]
-            if has_ground_truth(d, a):
-                files += [
-                    f"results/evaluate/{d}/{a}/{f}"
-                    for f in ("matches.csv", "localization_errors.png")
-                ]
-        if any(has_ground_truth(d, a) for a in acquisition_names(config, d)):
-            files += [f"results/evaluate/{d}/benchmark.{f}" for f in ("csv", "png")]
+        save = config["datasets"][d]["reconstruction"]["save_predictions"]
+        acquisitions = acquisition_names(config, d)
         if training_densities(d):
             files.append(f"results/evaluate/{d}/training_curves.png")
+        if any(has_ground_truth(d, a) for a in acquisitions):
+            files.append(f"results/evaluate/{d}/benchmark.png")
+        if save:
+            files += [
+                f"results/reconstruct/{d}/{a}/predictions.tif" for a in acquisitions
+            ]
     return files
-
-
-EVALUATION_FILES = ("metrics.json", "frc.csv", "frc.png", "comparison.png")
 
 
 def has_ground_truth(dataset, acquisition):
@@ -203,6 +163,13 @@ def summary_entries():
                 stages["train"] = f"results/benchmarks/train/{d}_density_{label}.tsv"
             stages["reconstruct"] = f"results/benchmarks/reconstruct/{d}_{a}.tsv"
             stages["evaluate"] = f"results/benchmarks/evaluate/{d}_{a}.tsv"
+            outputs = {
+                "simulate_acquisition": f"results/simulate/{d}/{a}/frames.tif",
+                "simulate_training_set": f"results/simulate/{d}/density_{label}/patches.npz",
+                "train": f"results/train/{d}/density_{label}/model.pt",
+                "reconstruct": f"results/reconstruct/{d}/{a}/reconstruction.json",
+                "evaluate": f"results/evaluate/{d}/{a}/metrics.json",
+            }
             entries.append(
                 {
                     "dataset": d,
@@ -214,21 +181,45 @@ def summary_entries():
                     "model_density": None if label is None else float(label),
                     "metrics": f"results/evaluate/{d}/{a}/metrics.json",
                     "benchmarks": stages,
+                    "stages": [
+                        (
+                            stage,
+                            outputs[stage],
+                            path.replace("benchmarks", "logs", 1)[:-3] + "log",
+                        )
+                        for stage, path in stages.items()
+                    ],
                 }
             )
     return entries
 
 
 def get_summary_inputs(wildcards):
-    return [
-        path
-        for e in summary_entries()
-        for path in (e["metrics"], *e["benchmarks"].values())
-    ]
+    """Every acquisition's metrics.json. The stages' benchmark files are read too (for the timings) but not
+    declared: they exist once those jobs are done, and a missing one is an empty cell, not a rerun.
+    """
+    return [e["metrics"] for e in summary_entries()]
 
 
 def get_summary_entries(wildcards):
     return summary_entries()
+
+
+def summary_after_failure():
+    """After a run with failed jobs (keep-going), write results/summary.csv anyway: finished acquisitions
+    with their metrics, failed ones marked with the stage that failed and its log."""
+    try:
+        from dstorm.evaluation.evaluate import summary_table
+    except (
+        ImportError
+    ) as err:  # the snakemake process's environment may lack numpy/pandas
+        logger.warning(f"results/summary.csv not written after the failure: {err}")
+        return
+    table = summary_table(summary_entries(), "results/summary.csv")
+    failed = int((table["status"] != "ok").sum())
+    logger.warning(
+        f"results/summary.csv: {len(table) - failed} acquisitions evaluated, {failed} failed (see its status column)"
+    )
 
 
 def get_acquisition_frames(wildcards):

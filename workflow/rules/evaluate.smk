@@ -22,6 +22,14 @@ rule evaluate:
             subcategory="{dataset}",
             labels={"acquisition": "{acquisition}", "figure": "comparison"},
         ),
+        matches="results/evaluate/{dataset}/{acquisition}/matches.csv",
+        localizations_png=report(
+            "results/evaluate/{dataset}/{acquisition}/localizations.png",
+            caption="../report/localizations.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"acquisition": "{acquisition}", "figure": "localisations"},
+        ),
     log:
         "results/logs/evaluate/{dataset}_{acquisition}.log",
     benchmark:
@@ -34,31 +42,6 @@ rule evaluate:
         info=get_evaluation_info,
     script:
         "../../scripts/evaluate.py"
-
-
-rule localization_errors:
-    input:
-        localizations="results/reconstruct/{dataset}/{acquisition}/localizations.csv",
-        ground_truth=get_ground_truth,
-    output:
-        matches="results/evaluate/{dataset}/{acquisition}/matches.csv",
-        errors_png=report(
-            "results/evaluate/{dataset}/{acquisition}/localization_errors.png",
-            caption="../report/localization_errors.rst",
-            category="Evaluation",
-            subcategory="{dataset}",
-            labels={"acquisition": "{acquisition}", "figure": "localisation errors"},
-        ),
-    log:
-        "results/logs/evaluate/{dataset}_{acquisition}_errors.log",
-    benchmark:
-        "results/benchmarks/evaluate/{dataset}_{acquisition}_errors.tsv"
-    conda:
-        "../../envs/evaluate.yaml"
-    params:
-        options=get_evaluation_options,
-    script:
-        "../../scripts/localization_errors.py"
 
 
 rule cross_evaluate:

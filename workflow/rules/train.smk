@@ -29,6 +29,8 @@ rule train:
         "results/logs/train/{dataset}_density_{density}.log",
     benchmark:
         "results/benchmarks/train/{dataset}_density_{density}.tsv"
+    # a job killed by the scheduler (pre-emption, time limit) is resubmitted and resumes from last.ckpt
+    retries: 2
     conda:
         "../../envs/train.yaml"
     threads: 4

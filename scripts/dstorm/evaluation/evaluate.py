@@ -1,8 +1,8 @@
 """The evaluate stage: score each reconstruction, draw its figures, and gather the run into tables.
 
 Reads only the files earlier stages wrote (localizations.csv, super_resolution.tif, widefield.tif,
-reconstruction.json, ground-truth CSVs, history.csv, Snakemake benchmark TSVs); imports no torch, except
-:func:`cross_evaluate`, which reconstructs with another model first.
+reconstruction.json, ground-truth CSVs, history.csv, Snakemake benchmark TSVs) and imports no torch
+(:mod:`dstorm.evaluation.cross` reconstructs with another model first).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,6 @@ from dstorm.render import render_localizations
 __all__ = [
     "DEFAULT_OPTIONS",
     "evaluate_acquisition",
-    "localization_errors",
-    "cross_evaluate",
     "benchmark_table",
     "training_curves",
     "summary_table",
@@ -114,8 +111,10 @@ def evaluate_acquisition(
     title: str = "",
 ) -> dict:
     """Score one reconstruction and write ``outputs``: ``metrics`` (JSON, required) and, where given,
-    ``frc`` (CSV of the curve), ``frc_png`` and ``comparison_png``. Without ``ground_truth`` the
-    localisation and image metrics are null and the comparison has no ground-truth panel.
+    ``frc`` (CSV of the curve), ``frc_png``, ``comparison_png``, ``matches`` (CSV of the matched pairs) and
+    ``localizations_png`` (localisation QC with the error histograms). Without ``ground_truth`` the
+    localisation and image metrics are null, the comparison has no ground-truth panel and the matches
+    table is only its header.
 
     ``seed`` is ``(entropy, spawn_key)`` of the random split of time blocks for the FRC.
     """
@@ -132,7 +131,7 @@ def evaluate_acquisition(
         reconstruct_seconds=recon.get("seconds"), upsampling_factor=recon["upsampling_factor"],
         threshold=recon.get("threshold"), model=recon.get("model"), tolerance_nm=opts["tolerance_nm"],
     )  # fmt: skip
-    gt_image = None
+    gt_image = gt = matches = None
     if ground_truth:
         gt = read_localizations(ground_truth)
         if len(gt) and gt["frame"].max() > recon["frames"]:
@@ -142,7 +141,7 @@ def evaluate_acquisition(
             )
         area_um2 = h * w * px * px / 1e6
         result["gt_density_per_um2"] = len(gt) / recon["frames"] / area_um2
-        metrics, _ = localization_metrics(
+        metrics, matches = localization_metrics(
             *_coords(loc), *_coords(gt), tolerance_nm=opts["tolerance_nm"], alpha_per_nm=opts["efficiency_alpha_per_nm"]
         )
         result.update(metrics)
@@ -187,63 +186,37 @@ def evaluate_acquisition(
         panels = [("ground truth", gt_image, hr_px)] if gt_image is not None else []
         panels += [("Deep-STORM", sr, hr_px), ("widefield (mean)", tifffile.imread(widefield).astype(np.float64), px)]
         figures.comparison_figure(outputs["comparison_png"], panels, title=title)
+    if "matches" in outputs:
+        _write_matches(outputs["matches"], loc, gt, matches)
+    if "localizations_png" in outputs:
+        errors = matched_errors(matches, _coords(loc)[1], _coords(gt)[1]) if gt is not None else None
+        figures.localizations_figure(
+            outputs["localizations_png"], loc["frame"].to_numpy(),
+            loc["confidence [a.u.]"].to_numpy() if "confidence [a.u.]" in loc else None, int(recon["frames"]),
+            gt_frames=None if gt is None else gt["frame"].to_numpy(), errors=errors, metrics=result,
+            tolerance_nm=opts["tolerance_nm"], title=title,
+        )  # fmt: skip
     _write_json(outputs["metrics"], result)
     return result
 
 
-def localization_errors(
-    localizations: str, ground_truth: str, matches_csv: str, errors_png: str, *, options: dict | None = None, title: str = ""
-) -> dict:
-    """The matched pairs as a table (``matches_csv``: frame, ground-truth and localised positions and their
-    difference, in nm) and the histogram of the errors (``errors_png``); returns the metrics."""
-    opts = _options(options)
-    loc, gt = read_localizations(localizations), read_localizations(ground_truth)
-    (pf, pxy), (gf, gxy) = _coords(loc), _coords(gt)
-    metrics, m = localization_metrics(pf, pxy, gf, gxy, tolerance_nm=opts["tolerance_nm"], alpha_per_nm=opts["efficiency_alpha_per_nm"])
-    err = matched_errors(m, pxy, gxy)
-    order = np.lexsort((m.gt_index, gf[m.gt_index]))
-    table = pd.DataFrame({
-        "frame": gf[m.gt_index][order],
-        "x_gt [nm]": gxy[m.gt_index, 0][order], "y_gt [nm]": gxy[m.gt_index, 1][order],
-        "x [nm]": pxy[m.pred_index, 0][order], "y [nm]": pxy[m.pred_index, 1][order],
-        "dx [nm]": err[order, 0], "dy [nm]": err[order, 1],
-    })  # fmt: skip
-    with atomic_output(matches_csv) as tmp, open(tmp, "w", newline="") as fh:
+MATCH_COLUMNS = ["frame", "x_gt [nm]", "y_gt [nm]", "x [nm]", "y [nm]", "dx [nm]", "dy [nm]"]
+
+
+def _write_matches(path, loc: pd.DataFrame, gt: pd.DataFrame | None, matches) -> None:
+    """The matched pairs, one per row (frame, ground-truth and localised positions, their difference, nm),
+    in frame order; only the header when there is no ground truth."""
+    if gt is None:
+        table = pd.DataFrame(columns=MATCH_COLUMNS)
+    else:
+        (_, pxy), (gf, gxy) = _coords(loc), _coords(gt)
+        err = matched_errors(matches, pxy, gxy)
+        order = np.lexsort((matches.gt_index, gf[matches.gt_index]))
+        pi, gi = matches.pred_index[order], matches.gt_index[order]
+        table = pd.DataFrame(dict(zip(MATCH_COLUMNS, (gf[gi], gxy[gi, 0], gxy[gi, 1], pxy[pi, 0], pxy[pi, 1], err[order, 0], err[order, 1]))))
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(",".join(f'"{c}"' for c in table.columns) + "\n")
         table.to_csv(fh, index=False, header=False, float_format="%.3f", lineterminator="\n")
-    figures.error_figure(errors_png, err[:, 0], err[:, 1], metrics, opts["tolerance_nm"], title=title)
-    return metrics
-
-
-def cross_evaluate(
-    *,
-    frames: str,
-    model: str,
-    ground_truth: str,
-    metrics: str,
-    pixel_size_nm: float,
-    reconstruction: dict | None = None,
-    options: dict | None = None,
-    seed: tuple[int, tuple[int, ...]] = (0, ()),
-    info: dict | None = None,
-) -> dict:
-    """Reconstruct ``frames`` with ``model`` in a temporary folder and score it like
-    :func:`evaluate_acquisition`, keeping only the metrics: the benchmark's other (acquisition, model)
-    pairs."""
-    from dstorm.reconstruction import reconstruct
-
-    recon_opts = {k: v for k, v in (reconstruction or {}).items() if k in ("threshold", "neighbourhood", "batch_size")}
-    with tempfile.TemporaryDirectory(prefix="dstorm-cross-") as tmp:
-        names = ("super_resolution", "super_resolution_png", "widefield", "widefield_png", "localizations",
-                 "rendered", "rendered_png", "summary")  # fmt: skip
-        suffix = {"localizations": ".csv", "summary": ".json"}
-        outs = {k: str(Path(tmp) / (k + suffix.get(k, ".png" if k.endswith("_png") else ".tif"))) for k in names}
-        reconstruct(frames, model, outs, pixel_size_nm=pixel_size_nm, **recon_opts)
-        return evaluate_acquisition(
-            localizations=outs["localizations"], super_resolution=outs["super_resolution"],
-            widefield=outs["widefield"], reconstruction=outs["summary"], ground_truth=ground_truth,
-            outputs={"metrics": metrics}, options=options, seed=seed, info=info,
-        )  # fmt: skip
 
 
 def _read_metrics(path) -> dict:
@@ -275,27 +248,44 @@ def training_curves(histories: dict[str, str], out_png: str, *, title: str = "")
 
 
 def _benchmark_seconds(path) -> float:
-    """Wall time from a Snakemake benchmark TSV (the first row's ``s``)."""
-    return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+    """Wall time from a Snakemake benchmark TSV (the first row's ``s``); NaN if the stage did not finish."""
+    try:
+        return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+    except (FileNotFoundError, KeyError, IndexError, pd.errors.EmptyDataError):
+        return float("nan")
+
+
+def _status(entry: dict) -> str:
+    """``ok``, or which stage failed: the first stage (in order) whose output is missing, with its log."""
+    for stage, output, log_path in entry.get("stages", []):
+        if not Path(output).exists():
+            return f"failed: {stage} (see {log_path})"
+    return "ok" if Path(entry["metrics"]).exists() else "failed: evaluate"
 
 
 def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
     """``results/summary.csv``: one row per acquisition. Each entry gives the row's labels (dataset,
-    acquisition, kind, density_per_um2, model_density), ``metrics`` (its metrics.json) and ``benchmarks``
-    (stage name → Snakemake benchmark TSV; the stage's seconds become ``<stage>_s``)."""
+    acquisition, kind, density_per_um2, model_density), ``metrics`` (its metrics.json), ``benchmarks``
+    (stage name → Snakemake benchmark TSV; the stage's seconds become ``<stage>_s``) and ``stages``
+    ((stage, output, log) in order). An acquisition whose metrics are missing (a stage failed in a
+    ``--keep-going`` run) keeps its row: ``status`` names the failed stage and its log, metrics are empty."""
     rows = []
     stages: list[str] = []
     for entry in entries:
         row = {k: entry.get(k) for k in SUMMARY_INFO}
-        metrics = _read_metrics(entry["metrics"])
-        row.update({k: metrics.get(k) for k in ("model", "gt_density_per_um2", *SUMMARY_RUN)})
+        row["status"] = _status(entry)
+        metrics = _read_metrics(entry["metrics"]) if row["status"] == "ok" else {}
+        row.update({k: metrics.get(k) for k in ("model", "gt_density_per_um2", *SUMMARY_RUN) if k in metrics})
         row.update({k: metrics.get(k, float("nan")) for k in LOCALIZATION_METRICS + IMAGE_METRICS})
         for stage, path in entry.get("benchmarks", {}).items():
             row[f"{stage}_s"] = _benchmark_seconds(path)
             stages += [stage] if stage not in stages else []
         rows.append(row)
-    columns = [*SUMMARY_INFO, *SUMMARY_RUN, *LOCALIZATION_METRICS, *IMAGE_METRICS, *(f"{s}_s" for s in stages)]
+    columns = [*SUMMARY_INFO, "status", *SUMMARY_RUN, *LOCALIZATION_METRICS, *IMAGE_METRICS, *(f"{s}_s" for s in stages)]
     table = pd.DataFrame(rows).reindex(columns=columns)
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    failed = table[table["status"] != "ok"]
+    for _, row in failed.iterrows():
+        log.warning("%s/%s: %s", row["dataset"], row["acquisition"], row["status"])
     return table

@@ -1,5 +1,5 @@
-"""Figures of the evaluation (matplotlib, Agg): image comparison with a zoom, FRC curve, localisation-error
-histograms, the paper's density benchmark and the training curves of a dataset's models."""
+"""Figures of the evaluation (matplotlib, Agg): image comparison with a zoom, FRC curve, localisation QC with
+error histograms, the paper's density benchmark and the training curves of a dataset's models."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scipy.ndimage import uniform_filter
 
 from dstorm.io import atomic_output
 
-__all__ = ["comparison_figure", "frc_figure", "error_figure", "benchmark_figure", "training_figure", "zoom_box"]
+__all__ = ["comparison_figure", "frc_figure", "localizations_figure", "benchmark_figure", "training_figure", "zoom_box"]
 
 
 def _pyplot():
@@ -94,27 +94,46 @@ def frc_figure(path, q_per_nm, frc, smoothed, resolution_nm: float, threshold: f
     _save(fig, path)
 
 
-def error_figure(path, dx_nm: np.ndarray, dy_nm: np.ndarray, metrics: dict, tolerance_nm: float, *, title: str = "") -> None:
-    """Histograms of the x and y errors and of the radial error of the matched localisations."""
+def localizations_figure(
+    path, loc_frames: np.ndarray, confidence: np.ndarray | None, n_frames: int, *, gt_frames: np.ndarray | None = None,
+    errors: np.ndarray | None = None, metrics: dict | None = None, tolerance_nm: float = 250.0, title: str = "",
+) -> None:
+    """Localisation QC: localisations per frame over time (and ground-truth emitters per frame), the
+    confidence histogram, and with a ground truth the x/y and lateral error histograms of matched pairs."""
     plt = _pyplot()
-    dx_nm, dy_nm = np.asarray(dx_nm), np.asarray(dy_nm)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
-    half = tolerance_nm
-    bins = np.linspace(-half, half, 81)
-    ax1.hist(dx_nm, bins=bins, histtype="step", lw=1.5, label=f"x: bias {metrics['bias_x_nm']:.1f} nm")
-    ax1.hist(dy_nm, bins=bins, histtype="step", lw=1.5, label=f"y: bias {metrics['bias_y_nm']:.1f} nm")
-    ax1.set_xlabel("localisation − ground truth [nm]")
-    ax1.set_ylabel("matched localisations")
-    ax1.legend(fontsize=8)
-    ax2.hist(np.hypot(dx_nm, dy_nm), bins=np.linspace(0, tolerance_nm, 51), color="C2")
-    ax2.axvline(metrics["rmse_lat_nm"], color="k", ls="--", lw=1, label=f"RMSE {metrics['rmse_lat_nm']:.1f} nm")
-    ax2.set_xlabel("lateral error [nm]")
-    ax2.legend(fontsize=8)
-    fig.suptitle(
-        (title + ": " if title else "")
-        + f"{metrics['tp']} matched within {tolerance_nm:g} nm, Jaccard {metrics['jaccard']:.3f}",
-        fontsize=10,
-    )
+    with_gt = errors is not None
+    fig, axes = plt.subplots(1, 4 if with_gt else 2, figsize=(16 if with_gt else 8.5, 3.8), layout="constrained")
+    frames = np.arange(1, n_frames + 1)
+    per_frame = np.bincount(np.asarray(loc_frames, dtype=np.int64), minlength=n_frames + 1)[1 : n_frames + 1]
+    axes[0].plot(frames, per_frame, lw=1, label="localisations")
+    if gt_frames is not None:
+        truth = np.bincount(np.asarray(gt_frames, dtype=np.int64), minlength=n_frames + 1)[1 : n_frames + 1]
+        axes[0].plot(frames, truth, lw=1, color="C1", label="ground truth")
+    axes[0].set_xlabel("frame")
+    axes[0].set_ylabel("per frame")
+    axes[0].legend(fontsize=8)
+    if confidence is not None and len(confidence):
+        axes[1].hist(confidence, bins=60, color="C4")
+    axes[1].set_xlabel("confidence [a.u.]")
+    axes[1].set_ylabel("localisations")
+    if with_gt:
+        dx_nm, dy_nm = errors[:, 0], errors[:, 1]
+        bins = np.linspace(-tolerance_nm, tolerance_nm, 81)
+        axes[2].hist(dx_nm, bins=bins, histtype="step", lw=1.5, label=f"x: bias {metrics['bias_x_nm']:.1f} nm")
+        axes[2].hist(dy_nm, bins=bins, histtype="step", lw=1.5, label=f"y: bias {metrics['bias_y_nm']:.1f} nm")
+        axes[2].set_xlabel("localisation − ground truth [nm]")
+        axes[2].set_ylabel("matched localisations")
+        axes[2].legend(fontsize=8)
+        axes[3].hist(np.hypot(dx_nm, dy_nm), bins=np.linspace(0, tolerance_nm, 51), color="C2")
+        axes[3].axvline(metrics["rmse_lat_nm"], color="k", ls="--", lw=1, label=f"RMSE {metrics['rmse_lat_nm']:.1f} nm")
+        axes[3].set_xlabel("lateral error [nm]")
+        axes[3].legend(fontsize=8)
+        title = (title + ": " if title else "") + (
+            f"{metrics['tp']} matched within {tolerance_nm:g} nm, Jaccard {metrics['jaccard']:.3f}"
+        )
+    else:
+        title = (title + ": " if title else "") + f"{len(loc_frames)} localisations (no ground truth)"
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
 
 

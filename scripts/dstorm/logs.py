@@ -26,6 +26,12 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> Non
         force=True,
     )
     logging.captureWarnings(True)
+    # Lightning, imported before this runs, gives its loggers a stream handler of their own (they would
+    # print to the terminal, not to the log): send their records to the root handlers above instead
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        third_party = logging.getLogger(name)
+        third_party.handlers.clear()
+        third_party.propagate = True
     if os.environ.get("SLURM_JOB_ID"):  # say where the job ran: the id ties this log to sacct/squeue
         logging.getLogger("dstorm").info(
             "SLURM job %s on %s (partition %s, CPUs %s, GPUs %s)", os.environ["SLURM_JOB_ID"], socket.gethostname(),

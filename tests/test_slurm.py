@@ -39,11 +39,10 @@ def test_the_test_profile_differs_from_the_users_only_where_this_machine_needs_i
     assert user["groups"] == test["groups"]
     assert set(user["set-threads"]) == set(test["set-threads"])  # same rules, smaller numbers (2 CPUs)
     assert all(1 <= test["set-threads"][r] <= user["set-threads"][r] for r in user["set-threads"])
-    for rules_of in ("set-resources",):
-        assert set(user[rules_of]) == set(test[rules_of])
-        for rule, res in user[rules_of].items():
-            other = test[rules_of][rule]
-            assert {k for k in res.keys() | other.keys() if res.get(k) != other.get(k)} <= MACHINE_RESOURCES, rule
+    assert set(user["set-resources"]) == set(test["set-resources"])
+    for rule, res in user["set-resources"].items():
+        other = test["set-resources"][rule]
+        assert {k for k in res.keys() | other.keys() if res.get(k) != other.get(k)} <= MACHINE_RESOURCES, rule
     # GPUs are requested for the GPU rules, in both
     for rule in ("train", "reconstruct", "cross_evaluate"):
         assert user["set-resources"][rule]["gpu"] == test["set-resources"][rule]["gpu"] == 1

@@ -24,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def child(stack: str, model: str, out: str, batch: str) -> None:
     from common import peak_rss_mib
-    from dstorm.reconstruction import reconstruct
+    from dstorm.reconstruction import outputs_in, reconstruct
 
-    names = ["super_resolution", "super_resolution_png", "widefield", "widefield_png", "localizations", "rendered", "rendered_png", "summary"]  # fmt: skip
-    summary = reconstruct(stack, model, {k: f"{out}/{k}" for k in names}, pixel_size_nm=100.0, batch_size=batch)
+    summary = reconstruct(stack, model, outputs_in(out), pixel_size_nm=100.0, batch_size=batch)
     summary["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(summary))
 

@@ -26,12 +26,21 @@ from dstorm.model.modelfile import load_model
 from dstorm.render import render_localizations, save_preview, write_image
 from dstorm.stack import StackError, TiffStack
 
-__all__ = ["reconstruct", "save_predictions", "LOCALIZATION_HEADER", "DEFAULT_THRESHOLD", "auto_batch_size"]
+__all__ = [
+    "reconstruct", "save_predictions", "outputs_in", "OUTPUT_FILES", "LOCALIZATION_HEADER", "DEFAULT_THRESHOLD",
+    "auto_batch_size",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 #: ThunderSTORM-style columns of the localisation table.
 LOCALIZATION_HEADER = ["id", "frame", "x [nm]", "y [nm]", "intensity [a.u.]", "confidence [a.u.]"]
+#: The outputs of :func:`reconstruct`: key -> file name (the rule's output names and files).
+OUTPUT_FILES = {
+    "super_resolution": "super_resolution.tif", "super_resolution_png": "super_resolution.png",
+    "widefield": "widefield.tif", "widefield_png": "widefield.png", "localizations": "localizations.csv",
+    "rendered": "rendered.tif", "rendered_png": "rendered.png", "summary": "reconstruction.json",
+}  # fmt: skip
 #: ZeroCostDL4Mic's threshold (× weighting factor), used for model files without a calibrated one.
 DEFAULT_THRESHOLD = 0.1
 
@@ -49,6 +58,11 @@ def auto_batch_size(height: int, width: int, upsampling_factor: int, device: tor
     else:
         budget = 256 * 2**20
     return int(max(1, min(256, budget // per_frame)))
+
+
+def outputs_in(folder) -> dict[str, str]:
+    """The ``outputs`` argument of :func:`reconstruct` for writing every output into ``folder``."""
+    return {key: str(Path(folder) / name) for key, name in OUTPUT_FILES.items()}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -87,8 +101,7 @@ def reconstruct(
 ) -> dict:
     """Reconstruct ``stack_path`` with the model file ``model_path``.
 
-    ``outputs`` maps ``super_resolution``, ``super_resolution_png``, ``widefield``, ``widefield_png``,
-    ``localizations``, ``rendered``, ``rendered_png`` and ``summary`` to paths.
+    ``outputs`` maps each key of :data:`OUTPUT_FILES` to a path (:func:`outputs_in` for one folder).
     Returns the summary (also written as JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()

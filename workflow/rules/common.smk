@@ -145,31 +145,57 @@ def get_history_labels(wildcards):
 
 
 def summary_entries():
-    """One entry per acquisition: its labels, metrics.json and the benchmark files of the stages behind it."""
+    """One entry per acquisition: its labels, metrics.json, and the stages behind it in order (each with its
+    output, log and benchmark file), which give the summary its timings and, after a failure, its status.
+    """
     entries = []
     for d in DATASETS:
         for a in acquisition_names(config, d):
             acq = config["datasets"][d]["acquisitions"][a]
             label = chosen_model_label(d, a)
-            stages = {}
+            stages = []
             if "simulate" in acq:
-                stages["simulate_acquisition"] = (
-                    f"results/benchmarks/simulate/{d}_{a}.tsv"
+                stages.append(
+                    {
+                        "stage": "simulate_acquisition",
+                        "output": f"results/simulate/{d}/{a}/frames.tif",
+                        "log": f"results/logs/simulate/{d}_{a}.log",
+                        "benchmark": f"results/benchmarks/simulate/{d}_{a}.tsv",
+                    }
                 )
             if label is not None:
-                stages["simulate_training_set"] = (
-                    f"results/benchmarks/simulate/{d}_density_{label}.tsv"
+                stages.append(
+                    {
+                        "stage": "simulate_training_set",
+                        "output": f"results/simulate/{d}/density_{label}/patches.npz",
+                        "log": f"results/logs/simulate/{d}_density_{label}.log",
+                        "benchmark": f"results/benchmarks/simulate/{d}_density_{label}.tsv",
+                    }
                 )
-                stages["train"] = f"results/benchmarks/train/{d}_density_{label}.tsv"
-            stages["reconstruct"] = f"results/benchmarks/reconstruct/{d}_{a}.tsv"
-            stages["evaluate"] = f"results/benchmarks/evaluate/{d}_{a}.tsv"
-            outputs = {
-                "simulate_acquisition": f"results/simulate/{d}/{a}/frames.tif",
-                "simulate_training_set": f"results/simulate/{d}/density_{label}/patches.npz",
-                "train": f"results/train/{d}/density_{label}/model.pt",
-                "reconstruct": f"results/reconstruct/{d}/{a}/reconstruction.json",
-                "evaluate": f"results/evaluate/{d}/{a}/metrics.json",
-            }
+                stages.append(
+                    {
+                        "stage": "train",
+                        "output": f"results/train/{d}/density_{label}/model.pt",
+                        "log": f"results/logs/train/{d}_density_{label}.log",
+                        "benchmark": f"results/benchmarks/train/{d}_density_{label}.tsv",
+                    }
+                )
+            stages.append(
+                {
+                    "stage": "reconstruct",
+                    "output": f"results/reconstruct/{d}/{a}/reconstruction.json",
+                    "log": f"results/logs/reconstruct/{d}_{a}.log",
+                    "benchmark": f"results/benchmarks/reconstruct/{d}_{a}.tsv",
+                }
+            )
+            stages.append(
+                {
+                    "stage": "evaluate",
+                    "output": f"results/evaluate/{d}/{a}/metrics.json",
+                    "log": f"results/logs/evaluate/{d}_{a}.log",
+                    "benchmark": f"results/benchmarks/evaluate/{d}_{a}.tsv",
+                }
+            )
             entries.append(
                 {
                     "dataset": d,
@@ -180,15 +206,7 @@ def summary_entries():
                     ),
                     "model_density": None if label is None else float(label),
                     "metrics": f"results/evaluate/{d}/{a}/metrics.json",
-                    "benchmarks": stages,
-                    "stages": [
-                        (
-                            stage,
-                            outputs[stage],
-                            path.replace("benchmarks", "logs", 1)[:-3] + "log",
-                        )
-                        for stage, path in stages.items()
-                    ],
+                    "stages": stages,
                 }
             )
     return entries

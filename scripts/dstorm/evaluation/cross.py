@@ -4,10 +4,9 @@ score exactly like the evaluate stage. Imports torch (through the reconstruction
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 from dstorm.evaluation.evaluate import evaluate_acquisition
-from dstorm.reconstruction import reconstruct
+from dstorm.reconstruction import outputs_in, reconstruct
 
 __all__ = ["cross_evaluate"]
 
@@ -29,10 +28,7 @@ def cross_evaluate(
     pairs."""
     recon_opts = {k: v for k, v in (reconstruction or {}).items() if k in ("threshold", "neighbourhood", "batch_size")}
     with tempfile.TemporaryDirectory(prefix="dstorm-cross-") as tmp:
-        names = ("super_resolution", "super_resolution_png", "widefield", "widefield_png", "localizations",
-                 "rendered", "rendered_png", "summary")  # fmt: skip
-        suffix = {"localizations": ".csv", "summary": ".json"}
-        outs = {k: str(Path(tmp) / (k + suffix.get(k, ".png" if k.endswith("_png") else ".tif"))) for k in names}
+        outs = outputs_in(tmp)
         reconstruct(frames, model, outs, pixel_size_nm=pixel_size_nm, **recon_opts)
         return evaluate_acquisition(
             localizations=outs["localizations"], super_resolution=outs["super_resolution"],

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tifffile
-from scipy.ndimage import gaussian_filter
 
 from dstorm.evaluation import figures
 from dstorm.evaluation.frc import FRC_THRESHOLD, localization_frc
@@ -90,11 +89,26 @@ def ground_truth_image(gt: pd.DataFrame, recon: dict) -> np.ndarray:
     on the super-resolved grid, blurred by the training heatmap's Gaussian (σ in high-resolution pixels)."""
     h, w = recon["frame_size_px"]
     px = float(recon["pixel_size_nm"])
-    spikes = render_localizations(
-        gt["x [nm]"].to_numpy(), gt["y [nm]"].to_numpy(), fov_nm=(h * px, w * px),
-        pixel_size_nm=float(recon["super_resolution_pixel_nm"]), sigma_nm=0,
-    )  # fmt: skip
-    return gaussian_filter(spikes, float(recon.get("heatmap_sigma_px", 1.0)), mode="constant")
+    hr_px = float(recon["super_resolution_pixel_nm"])
+    return render_localizations(
+        gt["x [nm]"].to_numpy(), gt["y [nm]"].to_numpy(), fov_nm=(h * px, w * px), pixel_size_nm=hr_px,
+        sigma_nm=float(recon.get("heatmap_sigma_px", 1.0)) * hr_px,
+    )
+
+
+#: Columns of matches.csv.
+MATCH_COLUMNS = ["frame", "x_gt [nm]", "y_gt [nm]", "x [nm]", "y [nm]", "dx [nm]", "dy [nm]"]
+
+
+def _matched_pairs(loc: pd.DataFrame, gt: pd.DataFrame, matches) -> pd.DataFrame:
+    """The matched pairs, one per row (frame, ground-truth and localised positions, their difference, nm),
+    in frame order."""
+    (_, pxy), (gf, gxy) = _coords(loc), _coords(gt)
+    err = matched_errors(matches, pxy, gxy)
+    order = np.lexsort((matches.gt_index, gf[matches.gt_index]))
+    pi, gi = matches.pred_index[order], matches.gt_index[order]
+    columns = (gf[gi], gxy[gi, 0], gxy[gi, 1], pxy[pi, 0], pxy[pi, 1], err[order, 0], err[order, 1])
+    return pd.DataFrame(dict(zip(MATCH_COLUMNS, columns)))
 
 
 def evaluate_acquisition(
@@ -131,7 +145,8 @@ def evaluate_acquisition(
         reconstruct_seconds=recon.get("seconds"), upsampling_factor=recon["upsampling_factor"],
         threshold=recon.get("threshold"), model=recon.get("model"), tolerance_nm=opts["tolerance_nm"],
     )  # fmt: skip
-    gt_image = gt = matches = None
+    gt_image = gt = None
+    pairs = pd.DataFrame(columns=MATCH_COLUMNS)
     if ground_truth:
         gt = read_localizations(ground_truth)
         if len(gt) and gt["frame"].max() > recon["frames"]:
@@ -145,6 +160,7 @@ def evaluate_acquisition(
             *_coords(loc), *_coords(gt), tolerance_nm=opts["tolerance_nm"], alpha_per_nm=opts["efficiency_alpha_per_nm"]
         )
         result.update(metrics)
+        pairs = _matched_pairs(loc, gt, matches)
         gt_image = ground_truth_image(gt, recon)
         result.update(image_metrics(sr, gt_image, blur_px=opts["correlation_blur_nm"] / hr_px))
         log.info(
@@ -187,9 +203,11 @@ def evaluate_acquisition(
         panels += [("Deep-STORM", sr, hr_px), ("widefield (mean)", tifffile.imread(widefield).astype(np.float64), px)]
         figures.comparison_figure(outputs["comparison_png"], panels, title=title)
     if "matches" in outputs:
-        _write_matches(outputs["matches"], loc, gt, matches)
+        with atomic_output(outputs["matches"]) as tmp, open(tmp, "w", newline="") as fh:
+            fh.write(",".join(f'"{c}"' for c in pairs.columns) + "\n")
+            pairs.to_csv(fh, index=False, header=False, float_format="%.3f", lineterminator="\n")
     if "localizations_png" in outputs:
-        errors = matched_errors(matches, _coords(loc)[1], _coords(gt)[1]) if gt is not None else None
+        errors = pairs[["dx [nm]", "dy [nm]"]].to_numpy(dtype=np.float64) if gt is not None else None
         figures.localizations_figure(
             outputs["localizations_png"], loc["frame"].to_numpy(),
             loc["confidence [a.u.]"].to_numpy() if "confidence [a.u.]" in loc else None, int(recon["frames"]),
@@ -198,25 +216,6 @@ def evaluate_acquisition(
         )  # fmt: skip
     _write_json(outputs["metrics"], result)
     return result
-
-
-MATCH_COLUMNS = ["frame", "x_gt [nm]", "y_gt [nm]", "x [nm]", "y [nm]", "dx [nm]", "dy [nm]"]
-
-
-def _write_matches(path, loc: pd.DataFrame, gt: pd.DataFrame | None, matches) -> None:
-    """The matched pairs, one per row (frame, ground-truth and localised positions, their difference, nm),
-    in frame order; only the header when there is no ground truth."""
-    if gt is None:
-        table = pd.DataFrame(columns=MATCH_COLUMNS)
-    else:
-        (_, pxy), (gf, gxy) = _coords(loc), _coords(gt)
-        err = matched_errors(matches, pxy, gxy)
-        order = np.lexsort((matches.gt_index, gf[matches.gt_index]))
-        pi, gi = matches.pred_index[order], matches.gt_index[order]
-        table = pd.DataFrame(dict(zip(MATCH_COLUMNS, (gf[gi], gxy[gi, 0], gxy[gi, 1], pxy[pi, 0], pxy[pi, 1], err[order, 0], err[order, 1]))))
-    with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
-        fh.write(",".join(f'"{c}"' for c in table.columns) + "\n")
-        table.to_csv(fh, index=False, header=False, float_format="%.3f", lineterminator="\n")
 
 
 def _read_metrics(path) -> dict:
@@ -257,18 +256,18 @@ def _benchmark_seconds(path) -> float:
 
 def _status(entry: dict) -> str:
     """``ok``, or which stage failed: the first stage (in order) whose output is missing, with its log."""
-    for stage, output, log_path in entry.get("stages", []):
-        if not Path(output).exists():
-            return f"failed: {stage} (see {log_path})"
+    for stage in entry.get("stages", []):
+        if not Path(stage["output"]).exists():
+            return f"failed: {stage['stage']} (see {stage['log']})"
     return "ok" if Path(entry["metrics"]).exists() else "failed: evaluate"
 
 
 def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
     """``results/summary.csv``: one row per acquisition. Each entry gives the row's labels (dataset,
-    acquisition, kind, density_per_um2, model_density), ``metrics`` (its metrics.json), ``benchmarks``
-    (stage name → Snakemake benchmark TSV; the stage's seconds become ``<stage>_s``) and ``stages``
-    ((stage, output, log) in order). An acquisition whose metrics are missing (a stage failed in a
-    ``--keep-going`` run) keeps its row: ``status`` names the failed stage and its log, metrics are empty."""
+    acquisition, kind, density_per_um2, model_density), ``metrics`` (its metrics.json) and ``stages`` (in
+    order, each ``{stage, output, log, benchmark}``; the seconds in the stage's Snakemake benchmark TSV become
+    ``<stage>_s``). An acquisition whose metrics are missing (a stage failed in a ``--keep-going`` run) keeps
+    its row: ``status`` names the failed stage and its log, metrics are empty."""
     rows = []
     stages: list[str] = []
     for entry in entries:
@@ -277,9 +276,9 @@ def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
         metrics = _read_metrics(entry["metrics"]) if row["status"] == "ok" else {}
         row.update({k: metrics.get(k) for k in ("model", "gt_density_per_um2", *SUMMARY_RUN) if k in metrics})
         row.update({k: metrics.get(k, float("nan")) for k in LOCALIZATION_METRICS + IMAGE_METRICS})
-        for stage, path in entry.get("benchmarks", {}).items():
-            row[f"{stage}_s"] = _benchmark_seconds(path)
-            stages += [stage] if stage not in stages else []
+        for stage in entry.get("stages", []):
+            row[f"{stage['stage']}_s"] = _benchmark_seconds(stage["benchmark"])
+            stages += [stage["stage"]] if stage["stage"] not in stages else []
         rows.append(row)
     columns = [*SUMMARY_INFO, "status", *SUMMARY_RUN, *LOCALIZATION_METRICS, *IMAGE_METRICS, *(f"{s}_s" for s in stages)]
     table = pd.DataFrame(rows).reindex(columns=columns)

@@ -17,6 +17,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal.windows import tukey
 
+from dstorm.render import render_localizations
+
 __all__ = ["FRC_THRESHOLD", "FRCResult", "frc_curve", "frc_resolution", "time_block_halves", "localization_frc"]
 
 FRC_THRESHOLD = 1.0 / 7.0
@@ -109,8 +111,6 @@ def localization_frc(
 ) -> FRCResult:
     """FRC of a localisation table: split by :func:`time_block_halves`, render both halves as histograms of
     ``pixel_size_nm`` over ``fov_nm`` (height, width), correlate."""
-    from dstorm.render import render_localizations
-
     half = time_block_halves(frames, n_blocks, rng)
     x_nm, y_nm = np.asarray(x_nm, dtype=np.float64), np.asarray(y_nm, dtype=np.float64)
     render = lambda m: render_localizations(x_nm[m], y_nm[m], fov_nm=fov_nm, pixel_size_nm=pixel_size_nm, sigma_nm=0)  # noqa: E731

@@ -21,6 +21,11 @@ __all__ = [
     "ConfigError",
     "check_config",
     "density_label",
+    "density_value",
+    "needs_estimate",
+    "prepare_estimates",
+    "apply_estimates",
+    "ESTIMATED",
     "resolve_camera",
     "dataset_config",
     "seed_sequence_entropy",
@@ -69,9 +74,67 @@ class ConfigError(ValueError):
     """A config value that the schema allows but the workflow cannot use; the message names the key."""
 
 
-def density_label(density: float) -> str:
-    """The text of a density in paths: 6 -> '6', 0.5 -> '0.5' (training set ``density_<label>``)."""
-    return format(float(density), "g")
+#: A training density taken from the conditions estimated from the dataset's acquisitions.
+ESTIMATED = "estimated"
+
+#: Sections a user may leave to the estimate (see :func:`needs_estimate`); any key typed in them wins.
+ESTIMATED_SECTIONS = ("camera", "psf", "photophysics", "background")
+
+
+def density_label(density: float | str) -> str:
+    """The text of a density in paths: 6 -> '6', 0.5 -> '0.5', 'estimated' (training set ``density_<label>``)."""
+    return ESTIMATED if density == ESTIMATED else format(float(density), "g")
+
+
+def density_value(label: str | float | None) -> float | None:
+    """A density label as a number; None for 'estimated' (known only once the estimate exists) or None."""
+    return None if label is None or label == ESTIMATED else float(label)
+
+
+def needs_estimate(dataset: dict[str, Any]) -> bool:
+    """A dataset estimates its conditions when it asks to (``estimate``) or names no camera at all."""
+    cam = dataset.get("camera") or {}
+    return "estimate" in dataset or ("preset" not in cam and "model" not in cam and not dataset.get("model"))
+
+
+def prepare_estimates(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Before schema validation (which fills defaults): note each estimating dataset's hand-typed keys and
+    give it the defaults that estimation implies. Returns ``{dataset: hand-typed sections}``; edits
+    ``config`` in place: ``estimate`` (default: all TIFF acquisitions) and, without a training set or model
+    file, ``training_set: {densities: [estimated]}``."""
+    given = {}
+    for name, ds in (config.get("datasets") or {}).items():
+        if not isinstance(ds, dict) or not needs_estimate(ds):
+            continue
+        given[name] = copy.deepcopy({k: ds.get(k) or {} for k in ESTIMATED_SECTIONS})
+        est = ds.setdefault("estimate", {}) or {}
+        ds["estimate"] = est
+        if "acquisitions" not in est:
+            est["acquisitions"] = [a for a, acq in (ds.get("acquisitions") or {}).items() if isinstance(acq, dict) and "path" in acq]
+        if "training_set" not in ds and not ds.get("model"):
+            ds["training_set"] = {"densities": [ESTIMATED]}
+    return given
+
+
+def _deep_fill(given: dict, estimated: dict) -> dict:
+    out = copy.deepcopy(estimated)
+    for k, v in given.items():
+        out[k] = _deep_fill(v, out[k]) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def apply_estimates(dataset: dict[str, Any], conditions: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's simulation config with the estimated ``conditions['config']`` sections filled in under
+    the hand-typed keys (``dataset['given']``), key by key; the camera is then resolved again."""
+    out = copy.deepcopy(dataset)
+    given = dataset.get("given") or {}
+    for section in ESTIMATED_SECTIONS:
+        est = conditions["config"].get(section, {})
+        if section == "camera":
+            out[section] = resolve_camera(_deep_fill(given.get(section) or {}, est))
+        else:
+            out[section] = _deep_fill(given.get(section) or {}, _deep_fill(est, out.get(section) or {}))
+    return out
 
 
 def resolve_camera(camera: dict[str, Any]) -> dict[str, Any]:
@@ -96,15 +159,22 @@ def resolve_camera(camera: dict[str, Any]) -> dict[str, Any]:
 #: the acquisitions, the training recipe, reconstruction or evaluation does not re-simulate training sets.
 SIMULATION_KEYS = (
     "seed", "pixel_size_nm", "frame_size_px", "camera", "psf", "photophysics", "background", "structure", "training_set",
+    "estimate", "given",
 )  # fmt: skip
 
 
-def dataset_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """A plain, independent copy of one dataset's simulation inputs (:data:`SIMULATION_KEYS`, camera resolved)."""
+def dataset_config(config: dict[str, Any], dataset: str, given: dict | None = None) -> dict[str, Any]:
+    """A plain, independent copy of one dataset's simulation inputs (:data:`SIMULATION_KEYS`, camera resolved).
+
+    For a dataset that estimates its conditions, ``given`` (from :func:`prepare_estimates`) supplies its
+    hand-typed sections under ``given``."""
     ds = config["datasets"][dataset]
     cfg = copy.deepcopy({k: ds[k] for k in SIMULATION_KEYS if k in ds})
     cfg["name"] = dataset
-    cfg["camera"] = resolve_camera(cfg.get("camera", {}))
+    if "estimate" in cfg:  # the camera is resolved once the estimate is merged in (apply_estimates)
+        cfg["given"] = copy.deepcopy((given or {}).get(dataset, {}))
+    else:
+        cfg["camera"] = resolve_camera(cfg.get("camera", {}))
     return cfg
 
 
@@ -114,20 +184,23 @@ def acquisition_names(config: dict[str, Any], dataset: str, kind: str | None = N
     return [n for n, a in acqs.items() if kind is None or kind in a]
 
 
-def model_density(config: dict[str, Any], dataset: str, acquisition: str) -> float | None:
+def model_density(config: dict[str, Any], dataset: str, acquisition: str) -> float | str | None:
     """The training density whose model reconstructs ``acquisition`` (None for a dataset with a model file).
 
     The acquisition's ``model_density``, else the dataset's ``reconstruction.model_density``, else: for a
-    simulated acquisition the training density nearest its own (the higher on a tie), for a TIFF the highest.
+    simulated acquisition the training density nearest its own (the higher on a tie), for a TIFF the highest;
+    a dataset training at its estimated density uses that model.
     """
     ds = config["datasets"][dataset]
     if ds.get("model"):
         return None
-    densities = [float(d) for d in ds["training_set"]["densities"]]
     acq = ds["acquisitions"][acquisition]
     chosen = acq.get("model_density", ds.get("reconstruction", {}).get("model_density"))
     if chosen is not None:
-        return float(chosen)
+        return chosen if chosen == ESTIMATED else float(chosen)
+    if ESTIMATED in ds["training_set"]["densities"]:
+        return ESTIMATED
+    densities = [float(d) for d in ds["training_set"]["densities"]]
     if "simulate" in acq:
         target = float(acq["simulate"]["density"])
         return min(densities, key=lambda d: (abs(d - target), -d))
@@ -156,7 +229,9 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
     for name, ds in config["datasets"].items():
         key = f"datasets.{name}"
         cam = ds.get("camera", {})
-        if "preset" not in cam and "model" not in cam:
+        if "estimate" in ds:
+            yield from _estimate_errors(key, ds)
+        elif "preset" not in cam and "model" not in cam:
             yield f"{key}.camera: give a `preset` ({', '.join(CAMERA_PRESETS)}) or a `model` (emccd, scmos)"
         model = resolve_camera(cam).get("model")
         wrong = _SCMOS_ONLY if model == "emccd" else _EMCCD_ONLY
@@ -201,12 +276,25 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
                 chosen = acq.get("model_density", ds.get("reconstruction", {}).get("model_density"))
                 labels = [density_label(d) for d in ds["training_set"]["densities"]]
                 if chosen is not None and density_label(chosen) not in labels:
-                    yield f"{akey}: model_density {chosen:g} is not a training density of the dataset ({', '.join(labels)})"
+                    yield f"{akey}: model_density {density_label(chosen)} is not a training density of the dataset ({', '.join(labels)})"
             gt = acq.get("ground_truth")
             if gt and "simulate" in acq:
                 yield f"{akey}.ground_truth: simulated acquisitions make their own ground truth; remove this key"
             elif gt and not exists(gt):
                 yield f"{akey}.ground_truth: ground-truth table not found: {gt}"
+
+
+def _estimate_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:
+    names = ds["estimate"]["acquisitions"]
+    if not names:
+        yield (
+            f"{key}.estimate: no TIFF acquisition to estimate the imaging conditions from; add an acquisition "
+            "with a `path`, or give the camera (`camera.preset` or `camera.model`) and the other conditions"
+        )
+    for a in names:
+        acq = ds.get("acquisitions", {}).get(a)
+        if acq is None or "path" not in acq:
+            yield f"{key}.estimate.acquisitions: {a!r} is not a TIFF acquisition (`path`) of this dataset"
 
 
 def _training_set_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:

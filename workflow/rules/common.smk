@@ -14,9 +14,13 @@ from dstorm.config import (  # noqa: E402
     check_config,
     dataset_config,
     density_label,
+    density_value,
     model_density,
+    prepare_estimates,
 )
 
+# Datasets that estimate their conditions: their hand-typed keys, noted before the schema fills defaults.
+GIVEN = prepare_estimates(config)
 validate(config, "../schemas/config.schema.yaml")
 try:
     check_config(config, base_dir=os.getcwd())
@@ -28,7 +32,7 @@ DATASETS = list(config["datasets"])
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "(?!)",
-    density=r"[0-9][0-9.e+-]*",
+    density=r"[0-9][0-9.e+-]*|estimated",
     acquisition=r"(?!density_)[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
@@ -46,6 +50,8 @@ def all_outputs():
     planning fast with hundreds of acquisitions (scripts/benchmarks/plan_speed.py)."""
     files = ["results/summary.csv"]
     for d in DATASETS:
+        if "estimate" in config["datasets"][d]:
+            files.append(f"results/estimate/{d}/conditions.csv")
         save = config["datasets"][d]["reconstruction"]["save_predictions"]
         acquisitions = acquisition_names(config, d)
         if training_densities(d):
@@ -96,7 +102,7 @@ def get_evaluation_info(wildcards):
     return {
         "dataset": wildcards.dataset,
         "acquisition": wildcards.acquisition,
-        "model_density": None if density is None else float(density),
+        "model_density": density_value(density),
     }
 
 
@@ -204,7 +210,7 @@ def summary_entries():
                     "density_per_um2": (
                         acq["simulate"]["density"] if "simulate" in acq else None
                     ),
-                    "model_density": None if label is None else float(label),
+                    "model_density": density_value(label),
                     "metrics": f"results/evaluate/{d}/{a}/metrics.json",
                     "stages": stages,
                 }
@@ -271,7 +277,31 @@ def get_reconstruction_options(wildcards):
 
 def get_dataset(wildcards):
     """The dataset's resolved config (camera preset filled in), a plain dict for the script."""
-    return dataset_config(config, wildcards.dataset)
+    return dataset_config(config, wildcards.dataset, GIVEN)
+
+
+def get_conditions(wildcards):
+    """The estimated conditions a dataset's simulations read (none for a dataset with typed conditions)."""
+    if "estimate" in config["datasets"][wildcards.dataset]:
+        return [f"results/estimate/{wildcards.dataset}/conditions.json"]
+    return []
+
+
+def get_estimate_inputs(wildcards):
+    """The TIFF acquisitions a dataset estimates its conditions from."""
+    ds = config["datasets"][wildcards.dataset]
+    return [ds["acquisitions"][a]["path"] for a in ds["estimate"]["acquisitions"]]
+
+
+def get_estimate_options(wildcards):
+    ds = config["datasets"][wildcards.dataset]
+    return {
+        "pixel_size_nm": ds["pixel_size_nm"],
+        "seed": ds["seed"],
+        "max_frames": ds["estimate"]["max_frames"],
+        "given": GIVEN.get(wildcards.dataset, {}),
+        "acquisitions": ds["estimate"]["acquisitions"],
+    }
 
 
 def get_training_density(wildcards):
@@ -279,7 +309,7 @@ def get_training_density(wildcards):
     ts = config["datasets"][wildcards.dataset].get("training_set") or {"densities": []}
     for x in ts["densities"]:
         if density_label(x) == wildcards.density:
-            return float(x)
+            return x if x == "estimated" else float(x)
     raise WorkflowError(
         f"datasets.{wildcards.dataset}.training_set.densities has no density {wildcards.density} "
         f"(configured: {training_densities(wildcards.dataset)})"

@@ -2,6 +2,7 @@ rule simulate_training_set:
     input:
         table=get_structure_table,
         camera_maps=get_camera_maps,
+        conditions=get_conditions,
     output:
         frames="results/simulate/{dataset}/density_{density}/frames.tif",
         ground_truth="results/simulate/{dataset}/density_{density}/ground_truth.csv",
@@ -23,6 +24,7 @@ rule simulate_acquisition:
     input:
         table=get_structure_table,
         camera_maps=get_camera_maps,
+        conditions=get_conditions,
     output:
         frames="results/simulate/{dataset}/{acquisition}/frames.tif",
         ground_truth="results/simulate/{dataset}/{acquisition}/ground_truth.csv",

@@ -1,0 +1,293 @@
+"""Imaging conditions from a raw acquisition: camera, background, PSF width, photons and density.
+
+The estimator needs only the frames (in ADU) and the camera pixel size:
+
+1. **Spots.** Local maxima of a difference-of-Gaussians image (thresholds in units of its robust noise, so
+   no calibration is needed yet). The spots kept for fitting have no other detection, even a faint one,
+   within ``isolation_px`` in the same frame.
+2. **Camera (photon transfer).** An unweighted integrated-Gaussian fit of each spot gives an expected value
+   ``m`` for every pixel of its window, from the background level to the peak. The residuals' variance and
+   third cumulant, corrected for the fit's shrinkage and pooled in bins of ``m``, follow
+   ``var = k·(m − o) + r²`` and ``κ3 = c·k²·(m − o)``, where ``o`` is the offset, ``r`` the read noise
+   (ADU), ``k = F·G`` (``G`` ADU per photo-electron, ``F`` the excess-noise factor: 2 for an EMCCD, 1 for
+   an sCMOS/CCD) and ``c = 1.5`` (EMCCD: Gamma-amplified Poisson, cumulants 1 : 2 : 6) or 1 (Poisson).
+   The ratio ``κ3-slope / k²`` tells the camera type when the config does not; the κ3 line's zero gives
+   the offset, which the variance line alone cannot separate from the read noise.
+3. **PSF and photons.** A second fit of each spot weighted with that variance model; spots whose reduced
+   chi-square says they hold a neighbour are dropped. σ and photons are the medians over the rest;
+   photons = amplitude / G (photo-electrons) / quantum efficiency.
+4. **Background.** Pixels farther than ``mask_px`` from every detection, pooled per pixel over time,
+   converted to photons; its spatial variation from the smoothed per-pixel map.
+5. **Density.** The photons of a frame above the background divided by the mean photons of one emitter,
+   per µm²: unlike a count of detections, this does not saturate where spots overlap.
+
+Every value comes with a standard error (bootstrap over spots or frames, seeded) and warnings where the data
+cannot support it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from dstorm.estimation.spots import cut_windows, spot_maxima, fit_spots, isolated, otsu_threshold
+
+__all__ = ["EstimationError", "Estimates", "estimate_conditions", "EXCESS_NOISE"]
+
+log = logging.getLogger(__name__)
+
+#: Excess-noise factor F and third-cumulant ratio c (κ3 = c·k²·(m − o)) of each camera model.
+EXCESS_NOISE = {"emccd": (2.0, 1.5), "scmos": (1.0, 1.0)}
+
+
+class EstimationError(ValueError):
+    """The data cannot support an estimate at all (the message says which and why)."""
+
+
+@dataclass
+class Estimates:
+    """``values`` (see :func:`estimate_conditions`), their standard ``errors``, ``warnings`` for the user,
+    and ``diagnostics``: ``quality`` (counts and fit figures, JSON-ready) and ``fits`` (arrays for plots)."""
+
+    values: dict[str, Any]
+    errors: dict[str, float]
+    warnings: list[str]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarray, iterations: int = 3):
+    """``(k, c)`` of the variance model ``var = k·m + c`` from fit residuals, exactly for a linearised fit.
+
+    A residual is ``e = M·ε`` (``M`` the fit's residual maker, ``ε`` the pixels' noise), so
+    ``E[e_i²] = Σ_j M_ij² (k·m_j + c) = k·Σ_j M_ij² m_j + c·Σ_j M_ij²``: linear in (k, c) with known
+    regressors. Weighted least squares (weights 1 / predicted variance², the variance of a squared Gaussian
+    residual being 2σ⁴), iterated because the weights depend on the answer.
+    """
+    m2 = resid_maker**2
+    x1 = np.einsum("npq,nq->np", m2, model).ravel()
+    x2 = m2.sum(axis=2).ravel()
+    y = (resid**2).ravel()
+    design = np.column_stack([x1, x2])
+    weight = np.ones_like(y)
+    for _ in range(iterations):
+        sw = np.sqrt(weight)
+        k, c = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)[0]
+        weight = 1.0 / np.maximum(design @ [k, c], 1e-6 * max(abs(k), 1e-12)) ** 2
+    return float(k), float(c)
+
+
+def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 5) -> dict[str, Any]:
+    """Pooled per-pixel temporal cumulants (k-statistics) of the background samples ``free``.
+
+    Each pixel's own mean is removed, so a spatially varying background does not inflate the variance;
+    the cumulants are linear in the pixel's photon level, so their weighted means keep the camera's
+    relations."""
+    n = free.sum(axis=0).astype(np.float64)
+    x = np.where(free, frames, 0.0)
+    mean = x.sum(axis=0) / np.maximum(n, 1)
+    d = np.where(free, frames - mean, 0.0)
+    m2 = (d**2).sum(axis=0) / np.maximum(n, 1)
+    m3 = (d**3).sum(axis=0) / np.maximum(n, 1)
+    use = n >= min_samples
+    n_u = n[use]
+    k2 = n_u / (n_u - 1) * m2[use]
+    k3 = n_u**2 / ((n_u - 1) * (n_u - 2)) * m3[use]
+    w = n_u / n_u.sum()
+    return {
+        "k1": float(np.sum(w * mean[use])),
+        "k2": float(np.sum(w * k2)),
+        "k3": float(np.sum(w * k3)),
+        "samples": int(n_u.sum()),
+        "pixels": int(use.sum()),
+        "mean_map": np.where(use, mean, np.nan),
+    }
+
+
+#: Noise of a Gaussian-smoothed (sigma 1 px) white-noise image per unit pixel noise: 1 / (2 √π σ).
+SMOOTH_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
+
+
+def _signal_mask(shape, spots, hats, hat_threshold, radius_px):
+    """Pixels within ``radius_px`` of a spot, or within 2 px of a top-hat value above ``hat_threshold`` (the
+    shoulders of spots merged with a brighter neighbour, which have no maximum of their own)."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[spots.frame, spots.row, spots.col] = True
+    mask = ndimage.binary_dilation(mask, structure=_disk(radius_px)[None])
+    return mask | ndimage.binary_dilation(hats > hat_threshold, structure=_disk(2)[None])
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return yy**2 + xx**2 <= radius**2
+
+
+def estimate_conditions(
+    frames: np.ndarray,
+    *,
+    pixel_size_nm: float,
+    camera_model: str | None = None,
+    quantum_efficiency: float = 1.0,
+    saturation: float | None = None,
+    gain_adu_per_e: float | None = None,
+    offset_adu: float | None = None,
+    isolation_px: float = 4.0,
+    mask_px: int = 5,
+    max_spots: int = 5000,
+    seed: int = 0,
+) -> Estimates:
+    """Estimate the imaging conditions of ``frames`` (T, H, W) in ADU; see the module docstring.
+
+    ``camera_model`` ('emccd'/'scmos') skips inferring the camera type; ``gain_adu_per_e`` and
+    ``offset_adu``, where the user knows them, replace the estimates in everything downstream (photons,
+    background, density); ``quantum_efficiency`` turns photo-electrons into photons; ``saturation`` is the
+    value of a saturated pixel. Raises :class:`EstimationError` when no spot at all can be fitted.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 3 or frames.shape[0] < 2:
+        raise EstimationError(f"need a stack of at least 2 frames, got shape {frames.shape}")
+    t, h, w = frames.shape
+    warnings: list[str] = []
+    half = 3
+    maxima, hats = spot_maxima(frames)
+    # thresholds: start from Otsu's split of the maxima, then 6 × the noise of the smoothed frame, the noise
+    # measured on the background samples that the current threshold leaves (3 rounds)
+    faint_threshold = otsu_threshold(maxima.score) / 3
+    for round_ in range(4):
+        faint = maxima.select(maxima.score > faint_threshold)
+        mask = _signal_mask(frames.shape, faint, hats, 2 * faint_threshold, mask_px)
+        bg = background_moments(frames, ~mask)
+        if round_ < 3:
+            faint_threshold = 6 * SMOOTH_NOISE_GAIN * np.sqrt(bg["k2"])
+    strong = maxima.select(maxima.score > 2 * faint_threshold)
+    spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
+    if len(spots) > max_spots:
+        rng = np.random.default_rng(seed)
+        spots = spots.select(np.sort(rng.choice(len(spots), max_spots, replace=False)))
+    if len(spots) < 10:
+        raise EstimationError(
+            f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF "
+            "and calibrate the camera; use more frames or type the conditions into the config"
+        )
+    windows = cut_windows(frames, spots, half)
+    flat = windows.reshape(len(windows), -1)
+    fit1 = fit_spots(windows, sigma0=1.0)
+    # start from the half of the spots with the smallest residuals for their brightness (a crowded window
+    # fits worse), then keep those that the current noise model calls clean
+    rough = np.sum((flat - fit1.model) ** 2, axis=1) / np.sum(np.abs(fit1.model - fit1.background[:, None]) + 1, axis=1)
+    use = fit1.ok & (rough <= np.median(rough[fit1.ok]))
+    for _ in range(4):
+        k, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use])
+        var1 = np.maximum(k * fit1.model + c, 1e-3 * k)
+        chi2 = np.sum((flat - fit1.model) ** 2 / var1, axis=1) / (flat.shape[1] - 5)
+        use = fit1.ok & (chi2 < 1.5)
+
+    if bg["samples"] < 1000 or bg["k2"] <= 0 or not k > 0:
+        raise EstimationError(
+            f"no usable background region ({bg['samples']} background samples, photon-transfer slope {k:.3g}): "
+            "cannot calibrate the camera; type the camera's keys into the config"
+        )
+    ratio = bg["k3"] / (k * bg["k2"])
+    inferred = "emccd" if ratio > 1.25 else "scmos"
+    model_type = camera_model or inferred
+    if camera_model and camera_model != inferred:
+        warnings.append(
+            f"camera: the config says {camera_model} but the noise's third cumulant suggests {inferred} "
+            f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
+        )
+    factor, c3 = EXCESS_NOISE[model_type]
+    gain = k / factor if gain_adu_per_e is None else float(gain_adu_per_e)
+    offset = bg["k1"] - bg["k3"] / (c3 * (factor * gain) ** 2) if offset_adu is None else float(offset_adu)
+    read_var = bg["k2"] - factor * gain * (bg["k1"] - offset)
+
+    fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
+    good = fit2.ok & (fit2.chi2 < 1.5)
+    sigma_px = fit2.sigma[good]
+    photons_e = fit2.amplitude[good] / gain
+    bg_e = (bg["k1"] - offset) / gain
+    signal_e = (frames.sum(axis=(1, 2)) - offset * h * w) / gain - bg_e * h * w
+    area_um2 = h * w * (pixel_size_nm / 1000) ** 2
+    free_fraction = float((~mask).mean())
+    mean_map = ndimage.gaussian_filter(np.nan_to_num(bg["mean_map"], nan=bg["k1"]), 3.0)
+    bg_map_e = (mean_map - offset) / gain
+    variation = float((np.percentile(bg_map_e, 99) - np.percentile(bg_map_e, 1)) / 2 / max(bg_e, 1e-9))
+
+    # standard errors: bootstrap over spots (σ, photons) and over frames (density), seeded
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    boot = rng.integers(0, max(len(sigma_px), 1), size=(200, max(len(sigma_px), 1)))
+    frames_boot = rng.integers(0, t, size=(200, t))
+    n_good = int(good.sum())
+    if n_good:
+        se_sigma = float(np.std(np.median(sigma_px[boot], axis=1)) * pixel_size_nm)
+        se_photons = float(np.std(np.median(photons_e[boot], axis=1)) / quantum_efficiency)
+        se_density = float(np.std(np.mean(signal_e[frames_boot], axis=1) / np.mean(photons_e[boot], axis=1)) / area_um2)
+    else:
+        se_sigma = se_photons = se_density = float("nan")
+
+    values = {
+        "camera_model": model_type,
+        "offset_adu": float(offset),
+        "gain_adu_per_e": float(gain),
+        "read_noise_adu": float(np.sqrt(max(read_var, 0.0))),
+        "psf_sigma_nm": float(np.median(sigma_px) * pixel_size_nm) if n_good else float("nan"),
+        "photons_median": float(np.median(photons_e) / quantum_efficiency) if n_good else float("nan"),
+        "photons_mean": float(np.mean(photons_e) / quantum_efficiency) if n_good else float("nan"),
+        "photons_std": float(np.std(photons_e) / quantum_efficiency) if n_good else float("nan"),
+        "background_photons_per_px": float(bg_e / quantum_efficiency),
+        "background_variation": min(max(variation, 0.0), 1.0),
+        "density_per_um2": float(np.mean(signal_e) / np.mean(photons_e) / area_um2) if n_good else float("nan"),
+    }
+    errors = {
+        "psf_sigma_nm": se_sigma,
+        "photons_median": se_photons,
+        "density_per_um2": se_density,
+        "density_per_um2_frame_to_frame_sd": float(np.std(signal_e) / np.mean(photons_e) / area_um2) if n_good else float("nan"),
+    }
+    quality = {
+        "frames_used": int(t),
+        "spots_detected": int(len(strong)),
+        "spots_isolated": int(len(spots)),
+        "spots_fitted": n_good,
+        "background_fraction": free_fraction,
+        "background_samples": int(bg["samples"]),
+        "third_cumulant_ratio": float(ratio),
+        "inferred_camera_model": inferred,
+        "photon_transfer_slope": float(k),
+        "photon_transfer_intercept": float(c),
+    }
+    if n_good < 100:
+        warnings.append(
+            f"psf/photons: only {n_good} isolated spots passed the fit checks (want >= 100); sigma, photons, gain "
+            "and density are unreliable. Use more frames or give these values in the config."
+        )
+    if free_fraction < 0.1:
+        warnings.append(
+            f"background/camera: only {free_fraction:.1%} of pixels are free of spots (want >= 10%); the data are "
+            "too crowded to calibrate the camera reliably. Give the camera's keys (model, baseline_adu, e_per_adu, "
+            "em_gain) in the config, or estimate from a sparser acquisition."
+        )
+    if saturation is not None:
+        saturated = float(np.mean(frames >= saturation))
+        quality["saturated_fraction"] = saturated
+        if saturated > 1e-5:
+            warnings.append(
+                f"camera: {saturated:.2%} of pixels sit at the saturation value {saturation:g}; photons and "
+                "the photon-transfer fit are biased low"
+            )
+    if bg_e <= 0 or not np.isfinite(bg_e):
+        warnings.append(f"background: estimated {bg_e:.3g} photo-electrons per pixel; the offset estimate is off")
+    for w_ in warnings:
+        log.warning("%s", w_)
+    fits = {
+        "sigma_px": sigma_px,
+        "photons_e": photons_e,
+        "windows": windows[good],
+        "model": fit2.model[good].reshape(-1, *windows.shape[1:]),
+        "ptc_model": fit1.model[use],
+        "ptc_resid": flat[use] - fit1.model[use],
+        "ptc_maker": fit1.resid_maker[use],
+    }
+    return Estimates(values=values, errors=errors, warnings=warnings, diagnostics={"quality": quality, "fits": fits})

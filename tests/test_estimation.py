@@ -72,11 +72,10 @@ def test_photon_transfer_recovers_a_known_variance_model():
     assert c == pytest.approx(read_var - gain * 100, abs=4.0)
 
 
-@pytest.mark.parametrize("preset, density", [("epfl2016", 1.0), ("zerocostdl4mic", 2.0)])
+@pytest.mark.parametrize("preset, density", [("epfl2016", 2.0), ("scmos_typical", 1.0)])
 def test_estimates_match_the_simulated_truth(preset, density):
-    """The issue's tolerances on a representative subset (scripts/benchmarks/estimate_accuracy.py runs them
-    all): σ 10 %, median photons 20 %, background 15 %, gain 15 %, density 25 %, camera type exact. The offset
-    is checked to 8 ADU, not the issue's 2 ADU: the estimator misses that target (see the benchmark)."""
+    """The issue's targets on a representative subset (scripts/benchmarks/estimate_accuracy.py runs them
+    all): σ 10 %, median photons 20 %, background 15 %, offset 2 ADU, gain 15 %, density 25 %, camera type."""
     stack, truth, _ = simulate_stack(preset, density)
     est = estimate_conditions(stack, pixel_size_nm=100, quantum_efficiency=1.0)
     v = est.values
@@ -85,8 +84,8 @@ def test_estimates_match_the_simulated_truth(preset, density):
     assert v["photons_median"] == pytest.approx(truth["photons_e"], rel=0.20)
     assert v["gain_adu_per_e"] == pytest.approx(truth["gain"], rel=0.15)
     assert v["density_per_um2"] == pytest.approx(truth["density"], rel=0.25)
-    assert v["background_photons_per_px"] == pytest.approx(truth["background_e"], rel=0.15 if preset == "epfl2016" else 0.6)
-    assert abs(v["offset_adu"] - truth["offset"]) < 8
+    assert v["background_photons_per_px"] == pytest.approx(truth["background_e"], rel=0.15)
+    assert abs(v["offset_adu"] - truth["offset"]) < 2
     assert est.errors["psf_sigma_nm"] > 0 and est.errors["density_per_um2"] > 0
 
 
@@ -180,3 +179,32 @@ def test_a_dataset_with_only_a_tiff_and_a_pixel_size_trains_and_reconstructs(tmp
     assert (tmp_path / "results/reconstruct/mine/cells/localizations.csv").is_file()
     summary = pd.read_csv(tmp_path / "results/summary.csv")
     assert list(summary["acquisition"]) == ["cells"]
+
+
+def test_missing_estimates_must_be_typed():
+    from dstorm.config import ConfigError
+
+    conditions = {"config": {"camera": {"quantum_efficiency": 1.0}, "psf": {"sigma_nm": [100, 110]}, "photophysics": {}, "background": {}}}
+    base = {"name": "d", "camera": {}, "psf": {}, "photophysics": {}, "background": {}, "given": {}}
+    with pytest.raises(ConfigError, match=r"datasets\.d: .*camera\.model, camera\.e_per_adu, camera\.baseline_adu, photophysics\.photons, background\.photons_per_px"):
+        apply_estimates(base, conditions)
+    base["given"] = {"camera": {"preset": "epfl2016"}, "photophysics": {"photons": {"distribution": "uniform", "low": 1000, "high": 1500}}, "background": {"photons_per_px": 10}}
+    used = apply_estimates(base, conditions)
+    assert used["camera"]["em_gain"] == 300.0 and used["psf"]["sigma_nm"] == [100, 110]
+    # a dataset that names its camera and asks for nothing estimates nothing
+    config = {"datasets": {"typed": {"camera": {"preset": "epfl2016"}, "acquisitions": {"a": {"path": "x.tif"}}}}}
+    assert prepare_estimates(config) == {} and "estimate" not in config["datasets"]["typed"]
+
+
+def test_thunderstorm_demo_data(shared_data):
+    """ThunderSTORM's simulation (20 frames, about 6 emitters/µm², σ 106–115 nm): too crowded and too short
+    to calibrate a camera, which the estimate says; the PSF width needs no calibration and is found."""
+    from dstorm.estimation.run import estimate_dataset
+
+    path = shared_data / "thunderstorm_demo1" / "ArtificialDataset_demo1.tif"
+    doc, _ = estimate_dataset([str(path)], pixel_size_nm=100, max_frames=1000, given={}, seed=0)
+    truth = pd.read_csv(shared_data / "thunderstorm_demo1" / "positions_demo1.csv")["sigma [nm]"].median()
+    assert doc["values"]["psf_sigma_nm"] == pytest.approx(truth, rel=0.10)
+    assert doc["values"]["gain_adu_per_e"] is None
+    assert any("no usable background region" in w for w in doc["warnings"])
+    assert "sigma_nm" in doc["config"]["psf"] and "e_per_adu" not in doc["config"]["camera"]

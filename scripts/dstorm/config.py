@@ -36,7 +36,8 @@ __all__ = [
 
 #: Named cameras. ``ideal`` counts photons exactly; ``epfl2016`` is the EMCCD of the EPFL SMLM 2016
 #: challenge (as used by DECODE); ``zerocostdl4mic`` is the ZeroCostDL4Mic notebook's camera
-#: (ADU = Poisson(photons) + 4.5 N(0, 1) + 50).
+#: (ADU = Poisson(photons) + 4.5 N(0, 1) + 50); ``scmos_typical`` has a current sCMOS's typical figures
+#: (QE 0.72, read noise 1.6 e⁻ rms, 0.46 e⁻/ADU, offset 100 ADU).
 CAMERA_PRESETS: dict[str, dict[str, Any]] = {
     "ideal": {
         "model": "scmos",
@@ -53,6 +54,14 @@ CAMERA_PRESETS: dict[str, dict[str, Any]] = {
         "spurious_charge_e": 0.002,
         "em_gain": 300.0,
         "e_per_adu": 45.0,
+        "baseline_adu": 100.0,
+        "bit_depth": 16,
+    },
+    "scmos_typical": {
+        "model": "scmos",
+        "quantum_efficiency": 0.72,
+        "read_noise_e": 1.6,
+        "e_per_adu": 0.46,
         "baseline_adu": 100.0,
         "bit_depth": 16,
     },
@@ -128,6 +137,20 @@ def apply_estimates(dataset: dict[str, Any], conditions: dict[str, Any]) -> dict
     the hand-typed keys (``dataset['given']``), key by key; the camera is then resolved again."""
     out = copy.deepcopy(dataset)
     given = dataset.get("given") or {}
+    name = dataset.get("name")
+    missing = [
+        f"{section}.{key}"
+        for section, key in REQUIRED_ESTIMATES
+        if key not in (conditions["config"].get(section) or {})
+        and key not in (given.get(section) or {})
+        and not (section == "camera" and "preset" in (given.get("camera") or {}))
+    ]
+    if missing:
+        raise ConfigError(
+            f"datasets.{name}: the acquisitions could not support an estimate of {', '.join(missing)} (see "
+            f"results/estimate/{name}/conditions.json for why); type these keys (for the camera: camera.preset, "
+            "or camera.model, e_per_adu, baseline_adu and em_gain for an EMCCD)"
+        )
     for section in ESTIMATED_SECTIONS:
         est = conditions["config"].get(section, {})
         if section == "camera":
@@ -135,6 +158,14 @@ def apply_estimates(dataset: dict[str, Any], conditions: dict[str, Any]) -> dict
         else:
             out[section] = _deep_fill(given.get(section) or {}, _deep_fill(est, out.get(section) or {}))
     return out
+
+
+#: What a simulation needs from the estimate or the config: (section, key).
+REQUIRED_ESTIMATES = (
+    ("camera", "model"), ("camera", "e_per_adu"), ("camera", "baseline_adu"),
+    ("psf", "sigma_nm"), ("photophysics", "photons"), ("background", "photons_per_px"),
+)  # fmt: skip
+
 
 
 def resolve_camera(camera: dict[str, Any]) -> dict[str, Any]:

@@ -2,27 +2,31 @@
 
 The estimator needs only the frames (in ADU) and the camera pixel size:
 
-1. **Spots.** Local maxima of a difference-of-Gaussians image (thresholds in units of its robust noise, so
-   no calibration is needed yet). The spots kept for fitting have no other detection, even a faint one,
-   within ``isolation_px`` in the same frame.
-2. **Camera (photon transfer).** An unweighted integrated-Gaussian fit of each spot gives an expected value
-   ``m`` for every pixel of its window, from the background level to the peak. The residuals' variance and
-   third cumulant, corrected for the fit's shrinkage and pooled in bins of ``m``, follow
-   ``var = k·(m − o) + r²`` and ``κ3 = c·k²·(m − o)``, where ``o`` is the offset, ``r`` the read noise
-   (ADU), ``k = F·G`` (``G`` ADU per photo-electron, ``F`` the excess-noise factor: 2 for an EMCCD, 1 for
-   an sCMOS/CCD) and ``c = 1.5`` (EMCCD: Gamma-amplified Poisson, cumulants 1 : 2 : 6) or 1 (Poisson).
-   The ratio ``κ3-slope / k²`` tells the camera type when the config does not; the κ3 line's zero gives
-   the offset, which the variance line alone cannot separate from the read noise.
-3. **PSF and photons.** A second fit of each spot weighted with that variance model; spots whose reduced
-   chi-square says they hold a neighbour are dropped. σ and photons are the medians over the rest;
-   photons = amplitude / G (photo-electrons) / quantum efficiency.
-4. **Background.** Pixels farther than ``mask_px`` from every detection, pooled per pixel over time,
-   converted to photons; its spatial variation from the smoothed per-pixel map.
-5. **Density.** The photons of a frame above the background divided by the mean photons of one emitter,
-   per µm²: unlike a count of detections, this does not saturate where spots overlap.
+1. **Spots.** Local maxima of a white top-hat of the smoothed frames. The threshold starts at Otsu's split
+   of the maxima and settles at 6 × the smoothed frame's noise, measured on the background it leaves.
+   Spots kept for fitting have no other detection within ``isolation_px``.
+2. **Background samples.** Pixels farther than ``mask_px`` from every detection and away from bright
+   top-hat structure (shoulders of merged spots), pooled per pixel over time: their cumulants κ1 (mean),
+   κ2 (variance), κ3 (third cumulant), with each pixel's own mean removed.
+3. **Camera.** With ``o`` the offset, ``G`` the ADU per photo-electron, ``x = κ1 − o``, the background obeys
+   ``κ2 = F·G·x + r²`` and ``κ3 = c·(F·G)²·x``: an EMCCD amplifies each electron by an exponential
+   (F = 2, c = 1.5), an sCMOS does not (F = 1, c = 1) and adds Gaussian read noise ``r``. The ratio
+   ``κ3 / (k·κ2)`` (1.5 for an EMCCD, at most 1 for an sCMOS) tells the type when the config does not.
+   The photon-transfer slope ``k = F·G`` comes from integrated-Gaussian fits of the spots: their residuals'
+   variance against the fitted expected value (exact for a linearised fit, see :func:`photon_transfer`)
+   on a line through the background's (κ1, κ2). For an EMCCD the read noise is negligible and the
+   background alone gives ``k = κ3 / (1.5·κ2)``. Then ``o = κ1 − κ3 / (c·k²)``.
+4. **PSF and photons.** A second fit of each spot weighted with that variance model; spots whose reduced
+   chi-square says they hold a neighbour, or whose width is more than 10 % off the most common width (two
+   emitters fitted as one), are dropped. σ and photons are the medians over the rest; photons =
+   amplitude / G / quantum efficiency.
+5. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel; the density is the photons of a
+   frame above the background divided by the mean photons of one emitter, per µm²: unlike a count of
+   detections, it does not saturate where spots overlap.
 
-Every value comes with a standard error (bootstrap over spots or frames, seeded) and warnings where the data
-cannot support it.
+Standard errors come from bootstraps (over spots, over frames; seeded). Warnings flag what the data cannot
+support; where no background region is left (very dense data), the camera and everything in photons is not
+estimated and the warning says which config keys to type instead.
 """
 
 from __future__ import annotations
@@ -59,13 +63,17 @@ class Estimates:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarray, iterations: int = 3):
+def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarray, iterations: int = 3, anchor=None):
     """``(k, c)`` of the variance model ``var = k·m + c`` from fit residuals, exactly for a linearised fit.
 
     A residual is ``e = M·ε`` (``M`` the fit's residual maker, ``ε`` the pixels' noise), so
     ``E[e_i²] = Σ_j M_ij² (k·m_j + c) = k·Σ_j M_ij² m_j + c·Σ_j M_ij²``: linear in (k, c) with known
     regressors. Weighted least squares (weights 1 / predicted variance², the variance of a squared Gaussian
     residual being 2σ⁴), iterated because the weights depend on the answer.
+
+    ``anchor = (m0, v0)``, a point the line must pass through (the background's mean and variance, which
+    pixels far from any spot measure cleanly), leaves only the slope free: faint unmodelled neighbours
+    then cannot tilt the line by raising its low end.
     """
     m2 = resid_maker**2
     x1 = np.einsum("npq,nq->np", m2, model).ravel()
@@ -73,6 +81,14 @@ def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarra
     y = (resid**2).ravel()
     design = np.column_stack([x1, x2])
     weight = np.ones_like(y)
+    if anchor is not None:
+        m0, v0 = anchor
+        k = 1.0
+        for _ in range(iterations):
+            u, z = x1 - m0 * x2, y - v0 * x2
+            k = float(np.sum(weight * u * z) / np.sum(weight * u * u))
+            weight = 1.0 / np.maximum(k * x1 + (v0 - k * m0) * x2, 1e-6 * max(abs(k), 1e-12)) ** 2
+        return k, float(v0 - k * m0)
     for _ in range(iterations):
         sw = np.sqrt(weight)
         k, c = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)[0]
@@ -94,6 +110,9 @@ def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 
     m3 = (d**3).sum(axis=0) / np.maximum(n, 1)
     use = n >= min_samples
     n_u = n[use]
+    if not use.any():
+        nan = float("nan")
+        return {"k1": nan, "k2": nan, "k3": nan, "samples": 0, "pixels": 0, "mean_map": np.full(n.shape, np.nan)}
     k2 = n_u / (n_u - 1) * m2[use]
     k3 = n_u**2 / ((n_u - 1) * (n_u - 2)) * m3[use]
     w = n_u / n_u.sum()
@@ -109,6 +128,20 @@ def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 
 
 #: Noise of a Gaussian-smoothed (sigma 1 px) white-noise image per unit pixel noise: 1 / (2 √π σ).
 SMOOTH_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
+
+
+#: Spots whose fitted width is within this fraction of the most common width count as single emitters.
+SINGLE_WIDTH = 0.1
+
+
+def width_mode(sigma: np.ndarray) -> float:
+    """The most common fitted width: the peak of a histogram of log σ (bins of 1 %) smoothed over ±3 %."""
+    logs = np.log(sigma[np.isfinite(sigma) & (sigma > 0)])
+    edges = np.arange(logs.min(), logs.max() + 0.02, 0.01)
+    hist, edges = np.histogram(logs, edges)
+    smooth = ndimage.gaussian_filter1d(hist.astype(np.float64), 3.0)
+    i = int(np.argmax(smooth))
+    return float(np.exp(0.5 * (edges[i] + edges[i + 1])))
 
 
 def _signal_mask(shape, spots, hats, hat_threshold, radius_px):
@@ -177,43 +210,80 @@ def estimate_conditions(
     fit1 = fit_spots(windows, sigma0=1.0)
     # start from the half of the spots with the smallest residuals for their brightness (a crowded window
     # fits worse), then keep those that the current noise model calls clean
+    # only spots of the most common width: where spots crowd, the isolated maxima are often two emitters
+    # closer than the PSF, fitted as one wider, brighter spot
+    single = fit1.ok & (np.abs(fit1.sigma / width_mode(fit1.sigma[fit1.ok]) - 1) < SINGLE_WIDTH)
     rough = np.sum((flat - fit1.model) ** 2, axis=1) / np.sum(np.abs(fit1.model - fit1.background[:, None]) + 1, axis=1)
-    use = fit1.ok & (rough <= np.median(rough[fit1.ok]))
+    use = single & (rough <= np.median(rough[single]))
     for _ in range(4):
         k, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use])
         var1 = np.maximum(k * fit1.model + c, 1e-3 * k)
         chi2 = np.sum((flat - fit1.model) ** 2 / var1, axis=1) / (flat.shape[1] - 5)
-        use = fit1.ok & (chi2 < 1.5)
+        use = single & (chi2 < 1.5)
 
-    if bg["samples"] < 1000 or bg["k2"] <= 0 or not k > 0:
-        raise EstimationError(
-            f"no usable background region ({bg['samples']} background samples, photon-transfer slope {k:.3g}): "
-            "cannot calibrate the camera; type the camera's keys into the config"
-        )
-    ratio = bg["k3"] / (k * bg["k2"])
-    inferred = "emccd" if ratio > 1.25 else "scmos"
+    calibrated = bg["samples"] >= 1000 and bg["k2"] > 0 and k > 0
+    ratio, inferred = float("nan"), None
+    if calibrated:
+        ratio = bg["k3"] / (k * bg["k2"])
+        inferred = "emccd" if ratio > 1.25 else "scmos"
+        if camera_model and camera_model != inferred:
+            warnings.append(
+                f"camera: the config says {camera_model} but the noise's third cumulant suggests {inferred} "
+                f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
+            )
     model_type = camera_model or inferred
-    if camera_model and camera_model != inferred:
+    if model_type is None or (not calibrated and (gain_adu_per_e is None or offset_adu is None)):
         warnings.append(
-            f"camera: the config says {camera_model} but the noise's third cumulant suggests {inferred} "
-            f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
+            f"camera: no usable background region ({bg['samples']} background samples in {t} frames): the camera "
+            "cannot be calibrated, so photons, background and density are not estimated either. Type the camera "
+            "(camera.preset, or camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or "
+            "estimate from more or sparser frames."
         )
-    factor, c3 = EXCESS_NOISE[model_type]
-    gain = k / factor if gain_adu_per_e is None else float(gain_adu_per_e)
-    offset = bg["k1"] - bg["k3"] / (c3 * (factor * gain) ** 2) if offset_adu is None else float(offset_adu)
-    read_var = bg["k2"] - factor * gain * (bg["k1"] - offset)
+        gain = offset = read_var = float("nan")
+        model_type = model_type or "unknown"
+    else:
+        factor, c3 = EXCESS_NOISE[model_type]
+        if calibrated:
+            # the line through the background's (mean, variance), fitted to the clean spots
+            slope, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use], anchor=(bg["k1"], bg["k2"]))
+            k = slope
+            if model_type == "emccd":
+                # EM gain makes the read noise negligible beside the amplified shot noise, so the background
+                # alone gives the slope: κ2 = k·x and κ3 = 1.5·k²·x, hence k = κ3 / (1.5·κ2). More precise
+                # than the spot residuals, which a fit's imperfections inflate or trim.
+                slope = bg["k3"] / (c3 * bg["k2"])
+                if abs(slope / k - 1) > 0.15:
+                    warnings.append(
+                        f"camera: the background's cumulants give {slope / factor:.3g} ADU/e⁻ but the spot residuals "
+                        f"{k / factor:.3g}; the gain is uncertain"
+                    )
+        gain = slope / factor if gain_adu_per_e is None else float(gain_adu_per_e)
+        offset = bg["k1"] - bg["k3"] / (c3 * (factor * gain) ** 2) if offset_adu is None else float(offset_adu)
+        if calibrated:  # read noise: the spot line's intercept c = r² − k·o, or the background's variance
+            read_var = c + k * offset if model_type == "emccd" else bg["k2"] - factor * gain * (bg["k1"] - offset)
+        else:
+            read_var = float("nan")
+            var1 = np.maximum(factor * gain * (fit1.model - offset), 1e-3)
 
-    fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
-    good = fit2.ok & (fit2.chi2 < 1.5)
+    if np.isfinite(gain):
+        fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
+        good = fit2.ok & (fit2.chi2 < 1.5)
+    else:  # no noise model: the unweighted fits, without a chi-square check
+        fit2, good = fit1, fit1.ok.copy()
+    if good.any():
+        good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
     sigma_px = fit2.sigma[good]
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
     signal_e = (frames.sum(axis=(1, 2)) - offset * h * w) / gain - bg_e * h * w
     area_um2 = h * w * (pixel_size_nm / 1000) ** 2
     free_fraction = float((~mask).mean())
-    mean_map = ndimage.gaussian_filter(np.nan_to_num(bg["mean_map"], nan=bg["k1"]), 3.0)
-    bg_map_e = (mean_map - offset) / gain
-    variation = float((np.percentile(bg_map_e, 99) - np.percentile(bg_map_e, 1)) / 2 / max(bg_e, 1e-9))
+    if bg["pixels"]:
+        mean_map = ndimage.gaussian_filter(np.nan_to_num(bg["mean_map"], nan=bg["k1"]), 3.0)
+        bg_map_e = (mean_map - offset) / gain
+        variation = float((np.percentile(bg_map_e, 99) - np.percentile(bg_map_e, 1)) / 2 / max(bg_e, 1e-9))
+    else:
+        variation = float("nan")
 
     # standard errors: bootstrap over spots (σ, photons) and over frames (density), seeded
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
@@ -237,7 +307,7 @@ def estimate_conditions(
         "photons_mean": float(np.mean(photons_e) / quantum_efficiency) if n_good else float("nan"),
         "photons_std": float(np.std(photons_e) / quantum_efficiency) if n_good else float("nan"),
         "background_photons_per_px": float(bg_e / quantum_efficiency),
-        "background_variation": min(max(variation, 0.0), 1.0),
+        "background_variation": min(max(variation, 0.0), 1.0) if np.isfinite(variation) else float("nan"),
         "density_per_um2": float(np.mean(signal_e) / np.mean(photons_e) / area_um2) if n_good else float("nan"),
     }
     errors = {
@@ -257,6 +327,7 @@ def estimate_conditions(
         "inferred_camera_model": inferred,
         "photon_transfer_slope": float(k),
         "photon_transfer_intercept": float(c),
+        "background_cumulants_adu": [float(bg["k1"]), float(bg["k2"]), float(bg["k3"])],
     }
     if n_good < 100:
         warnings.append(
@@ -277,7 +348,7 @@ def estimate_conditions(
                 f"camera: {saturated:.2%} of pixels sit at the saturation value {saturation:g}; photons and "
                 "the photon-transfer fit are biased low"
             )
-    if bg_e <= 0 or not np.isfinite(bg_e):
+    if np.isfinite(bg_e) and bg_e <= 0:
         warnings.append(f"background: estimated {bg_e:.3g} photo-electrons per pixel; the offset estimate is off")
     for w_ in warnings:
         log.warning("%s", w_)

@@ -68,7 +68,25 @@ def typed_camera(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def conditions_config(est: Estimates, *, integer_data: bool, given_camera: dict[str, Any]) -> dict[str, Any]:
-    """The estimates as config sections (camera, psf, photophysics, background) the simulator reads."""
+    """The estimates as config sections (camera, psf, photophysics, background) the simulator reads; a
+    value the data could not support is left out (the simulation then needs it typed)."""
+    sections = _all_sections(est, integer_data=integer_data, given_camera=given_camera)
+    return {
+        name: {k: v for k, v in section.items() if _finite(v)} for name, section in sections.items()
+    }
+
+
+def _finite(value) -> bool:
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, str):
+        return value != "unknown"
+    return value is None or math.isfinite(float(value))
+
+
+def _all_sections(est: Estimates, *, integer_data: bool, given_camera: dict[str, Any]) -> dict[str, Any]:
     v = est.values
     qe = float(given_camera.get("quantum_efficiency") or CAMERA_PRESETS["ideal"]["quantum_efficiency"])
     gain = v["gain_adu_per_e"]
@@ -78,7 +96,9 @@ def conditions_config(est: Estimates, *, integer_data: bool, given_camera: dict[
         # the simulator's ADU are floor(electrons / e_per_adu + baseline): the mean is baseline - 0.5
         "baseline_adu": round(v["offset_adu"] + (0.5 if integer_data else 0.0), 3),
     }
-    if v["camera_model"] == "emccd":
+    if not math.isfinite(gain):
+        e_per_adu = float("nan")
+    elif v["camera_model"] == "emccd":
         em_gain = float(given_camera.get("em_gain") or DEFAULT_EM_GAIN)
         e_per_adu = em_gain / gain
         camera.update(em_gain=em_gain, e_per_adu=round(e_per_adu, 5), spurious_charge_e=0.0)

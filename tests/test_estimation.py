@@ -4,6 +4,7 @@ known truth, the config merge (typed keys win) and a dataset configured with onl
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -179,6 +180,13 @@ def test_a_dataset_with_only_a_tiff_and_a_pixel_size_trains_and_reconstructs(tmp
     assert (tmp_path / "results/reconstruct/mine/cells/localizations.csv").is_file()
     summary = pd.read_csv(tmp_path / "results/summary.csv")
     assert list(summary["acquisition"]) == ["cells"]
+    # the report shows the estimates beside the hand-typed values
+    report = run_snakemake(tmp_path, config, "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as zf:
+        names = zf.namelist()
+    for name in ("conditions.csv", "photon_transfer.png", "spots.png"):
+        assert any(n.endswith(name) for n in names), (name, names)
 
 
 def test_missing_estimates_must_be_typed():

@@ -130,6 +130,9 @@ def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 
 SMOOTH_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
 
 
+#: The least fraction of pixel-frames free of spots for a camera calibration.
+MIN_BACKGROUND_FRACTION = 0.10
+
 #: Spots whose fitted width is within this fraction of the most common width count as single emitters.
 SINGLE_WIDTH = 0.1
 
@@ -221,7 +224,10 @@ def estimate_conditions(
         chi2 = np.sum((flat - fit1.model) ** 2 / var1, axis=1) / (flat.shape[1] - 5)
         use = single & (chi2 < 1.5)
 
-    calibrated = bg["samples"] >= 1000 and bg["k2"] > 0 and k > 0
+    free_fraction = float((~mask).mean())
+    # below 10 % of background pixels, undetected overlapping spots dominate the background's cumulants:
+    # better no camera (the user is told to type it) than a wrong one
+    calibrated = bg["samples"] >= 1000 and free_fraction >= MIN_BACKGROUND_FRACTION and bg["k2"] > 0 and k > 0
     ratio, inferred = float("nan"), None
     if calibrated:
         ratio = bg["k3"] / (k * bg["k2"])
@@ -234,8 +240,8 @@ def estimate_conditions(
     model_type = camera_model or inferred
     if model_type is None or (not calibrated and (gain_adu_per_e is None or offset_adu is None)):
         warnings.append(
-            f"camera: no usable background region ({bg['samples']} background samples in {t} frames): the camera "
-            "cannot be calibrated, so photons, background and density are not estimated either. Type the camera "
+            f"camera: no usable background region ({bg['samples']} background samples, {free_fraction:.1%} of the "
+            f"pixels in {t} frames): the camera cannot be calibrated, so photons and background are not estimated either. Type the camera "
             "(camera.preset, or camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or "
             "estimate from more or sparser frames."
         )
@@ -263,21 +269,21 @@ def estimate_conditions(
             read_var = c + k * offset if model_type == "emccd" else bg["k2"] - factor * gain * (bg["k1"] - offset)
         else:
             read_var = float("nan")
-            var1 = np.maximum(factor * gain * (fit1.model - offset), 1e-3)
 
-    if np.isfinite(gain):
+    if k > 0:  # (without a calibration, the spots' own variance line still weighs pixels and flags blends)
         fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
         good = fit2.ok & (fit2.chi2 < 1.5)
-    else:  # no noise model: the unweighted fits, without a chi-square check
+    else:  # no noise model at all: the unweighted fits, without a chi-square check
         fit2, good = fit1, fit1.ok.copy()
     if good.any():
         good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
     sigma_px = fit2.sigma[good]
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
-    signal_e = (frames.sum(axis=(1, 2)) - offset * h * w) / gain - bg_e * h * w
+    # density needs no camera: the frame's ADU above the background level over one spot's ADU
+    signal_adu = frames.sum(axis=(1, 2)) - bg["k1"] * h * w
+    spot_adu = fit2.amplitude[good]
     area_um2 = h * w * (pixel_size_nm / 1000) ** 2
-    free_fraction = float((~mask).mean())
     if bg["pixels"]:
         mean_map = ndimage.gaussian_filter(np.nan_to_num(bg["mean_map"], nan=bg["k1"]), 3.0)
         bg_map_e = (mean_map - offset) / gain
@@ -293,7 +299,7 @@ def estimate_conditions(
     if n_good:
         se_sigma = float(np.std(np.median(sigma_px[boot], axis=1)) * pixel_size_nm)
         se_photons = float(np.std(np.median(photons_e[boot], axis=1)) / quantum_efficiency)
-        se_density = float(np.std(np.mean(signal_e[frames_boot], axis=1) / np.mean(photons_e[boot], axis=1)) / area_um2)
+        se_density = float(np.std(np.mean(signal_adu[frames_boot], axis=1) / np.median(spot_adu[boot], axis=1)) / area_um2)
     else:
         se_sigma = se_photons = se_density = float("nan")
 
@@ -308,13 +314,13 @@ def estimate_conditions(
         "photons_std": float(np.std(photons_e) / quantum_efficiency) if n_good else float("nan"),
         "background_photons_per_px": float(bg_e / quantum_efficiency),
         "background_variation": min(max(variation, 0.0), 1.0) if np.isfinite(variation) else float("nan"),
-        "density_per_um2": float(np.mean(signal_e) / np.mean(photons_e) / area_um2) if n_good else float("nan"),
+        "density_per_um2": float(np.mean(signal_adu) / np.median(spot_adu) / area_um2) if n_good else float("nan"),
     }
     errors = {
         "psf_sigma_nm": se_sigma,
         "photons_median": se_photons,
         "density_per_um2": se_density,
-        "density_per_um2_frame_to_frame_sd": float(np.std(signal_e) / np.mean(photons_e) / area_um2) if n_good else float("nan"),
+        "density_per_um2_frame_to_frame_sd": float(np.std(signal_adu) / np.median(spot_adu) / area_um2) if n_good else float("nan"),
     }
     quality = {
         "frames_used": int(t),
@@ -334,11 +340,10 @@ def estimate_conditions(
             f"psf/photons: only {n_good} isolated spots passed the fit checks (want >= 100); sigma, photons, gain "
             "and density are unreliable. Use more frames or give these values in the config."
         )
-    if free_fraction < 0.1:
+    if free_fraction < MIN_BACKGROUND_FRACTION:
         warnings.append(
-            f"background/camera: only {free_fraction:.1%} of pixels are free of spots (want >= 10%); the data are "
-            "too crowded to calibrate the camera reliably. Give the camera's keys (model, baseline_adu, e_per_adu, "
-            "em_gain) in the config, or estimate from a sparser acquisition."
+            f"background/camera: only {free_fraction:.1%} of pixels are free of spots (want >= "
+            f"{MIN_BACKGROUND_FRACTION:.0%}); the data are too crowded to calibrate the camera"
         )
     if saturation is not None:
         saturated = float(np.mean(frames >= saturation))

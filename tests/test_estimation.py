@@ -113,6 +113,16 @@ def test_crowded_or_empty_data_warn_or_fail_clearly():
     assert any("crowded" in w for w in est.warnings)
 
 
+def test_saturated_pixels_are_flagged():
+    stack, _, _ = simulate_stack("epfl2016", 1.0, frames=100)
+    level = float(np.percentile(stack, 99.9))
+    est = estimate_conditions(np.minimum(stack, level), pixel_size_nm=100, saturation=level)
+    assert est.diagnostics["quality"]["saturated_fraction"] >= 0.001
+    assert any("saturation" in w for w in est.warnings)
+    clean = estimate_conditions(stack, pixel_size_nm=100, saturation=65535)
+    assert not any("saturation" in w for w in clean.warnings)
+
+
 def test_typed_keys_override_estimates_key_by_key():
     config = {"datasets": {"d": {"psf": {"sigma_nm": [100, 100]}, "camera": {"em_gain": 50}, "acquisitions": {"a": {"path": "x.tif"}}}}}
     given = prepare_estimates(config)

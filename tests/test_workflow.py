@@ -44,6 +44,7 @@ def test_default_config_dry_run_plans_every_simulation(tmp_path):
 def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
     smk = SimpleNamespace(
         params=SimpleNamespace(dataset=dataset(), acquisition={"density": 2.0, "frames": 3}),
+        input=SimpleNamespace(conditions=[]),
         wildcards=SimpleNamespace(dataset="t", acquisition="acq"),
         output=SimpleNamespace(frames=str(tmp_path / "frames.tif"), ground_truth=str(tmp_path / "ground_truth.csv")),
         log=[str(tmp_path / "log.txt")],

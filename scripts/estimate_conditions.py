@@ -4,23 +4,38 @@ import json
 
 import pandas as pd
 
-from dstorm.config import apply_estimates
+from dstorm.config import ESTIMATED_SECTIONS, ConfigError, apply_estimates
 from dstorm.estimation.figures import photon_transfer_figure, spots_figure
 from dstorm.estimation.run import estimate_dataset
 from dstorm.io import atomic_output
 from dstorm.logs import setup_logging
 
 
+def _text(value) -> str:
+    """A table cell: plain text for a number or word, JSON for a list or mapping, empty for none."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
+
+
 def comparison_table(doc: dict, dataset: dict) -> pd.DataFrame:
     """One row per config key: the estimate, its standard error, the hand-typed value and the value used."""
-    used = apply_estimates(dataset, doc)
+    try:
+        used = apply_estimates(dataset, doc)
+    except ConfigError as err:  # the simulations will stop with this message; the table still shows the rest
+        used = {section: {} for section in ESTIMATED_SECTIONS}
+        doc["warnings"].append(str(err))
     rows = []
     for section, keys in doc["config"].items():
         for key, estimate in keys.items():
             typed = (doc["given"].get(section) or {}).get(key)
-            rows.append({"key": f"{section}.{key}", "estimate": json.dumps(estimate), "hand-typed": "" if typed is None else json.dumps(typed), "used": json.dumps(used[section].get(key))})
+            rows.append({"key": f"{section}.{key}", "estimate": _text(estimate), "hand-typed": _text(typed), "used": _text(used[section].get(key))})
+    for section, keys in doc["given"].items():  # typed keys with no estimate of their own (e.g. a preset)
+        for key, typed in (keys or {}).items():
+            if key not in doc["config"].get(section, {}):
+                rows.append({"key": f"{section}.{key}", "hand-typed": _text(typed), "used": _text(used[section].get(key, typed))})
     for key, value in doc["values"].items():
-        rows.append({"key": f"estimate.{key}", "estimate": json.dumps(value), "standard error": doc["standard_errors"].get(key), "used": ""})
+        rows.append({"key": f"estimate.{key}", "estimate": _text(value), "standard error": doc["standard_errors"].get(key)})
     return pd.DataFrame(rows, columns=["key", "estimate", "standard error", "hand-typed", "used"])
 
 
@@ -33,8 +48,9 @@ def main(smk) -> None:
     doc["acquisitions"] = opts["acquisitions"]
     photon_transfer_figure(est, smk.output.photon_transfer)
     spots_figure(est, smk.output.spots, pixel_size_nm=opts["pixel_size_nm"])
+    table = comparison_table(doc, smk.params.dataset)
     with atomic_output(smk.output.csv) as tmp:
-        comparison_table(doc, smk.params.dataset).to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     with atomic_output(smk.output.json) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

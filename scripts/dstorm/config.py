@@ -156,7 +156,10 @@ def apply_estimates(dataset: dict[str, Any], conditions: dict[str, Any]) -> dict
         if section == "camera":
             out[section] = resolve_camera(_deep_fill(given.get(section) or {}, est))
         else:
-            out[section] = _deep_fill(given.get(section) or {}, _deep_fill(est, out.get(section) or {}))
+            base = copy.deepcopy(out.get(section) or {})
+            if "photons" in est:  # an estimated distribution replaces the default one whole (not low/high)
+                base.pop("photons", None)
+            out[section] = _deep_fill(given.get(section) or {}, _deep_fill(est, base))
     return out
 
 

@@ -130,8 +130,15 @@ def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 
 SMOOTH_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
 
 
+#: The fewest fitted spots an estimate is made from (below 100 it comes with a warning).
+MIN_SPOTS = 20
+
 #: The least fraction of pixel-frames free of spots for a camera calibration.
-MIN_BACKGROUND_FRACTION = 0.10
+MIN_BACKGROUND_FRACTION = 0.05
+
+#: The same for an sCMOS, whose gain comes from spot-fit residuals (an EMCCD's from the background alone),
+#: and for a camera of unknown type.
+SCMOS_MIN_BACKGROUND_FRACTION = 0.15
 
 #: Spots whose fitted width is within this fraction of the most common width count as single emitters.
 SINGLE_WIDTH = 0.1
@@ -191,14 +198,22 @@ def estimate_conditions(
     maxima, hats = spot_maxima(frames)
     # thresholds: start from Otsu's split of the maxima, then 6 × the noise of the smoothed frame, the noise
     # measured on the background samples that the current threshold leaves (3 rounds)
-    faint_threshold = otsu_threshold(maxima.score) / 3
+    first_threshold = faint_threshold = otsu_threshold(maxima.score) / 3
     for round_ in range(4):
         faint = maxima.select(maxima.score > faint_threshold)
-        mask = _signal_mask(frames.shape, faint, hats, 2 * faint_threshold, mask_px)
+        mask = _signal_mask(frames.shape, faint, hats, faint_threshold, mask_px)
         bg = background_moments(frames, ~mask)
+        if not np.isfinite(bg["k2"]):  # no background left to measure the noise on: keep the first guess
+            break
         if round_ < 3:
             faint_threshold = 6 * SMOOTH_NOISE_GAIN * np.sqrt(bg["k2"])
+            log.debug("threshold round %d: %.4g (first %.4g), background %.1f%%", round_, faint_threshold, first_threshold, 100 * (~mask).mean())
     strong = maxima.select(maxima.score > 2 * faint_threshold)
+    log.info(
+        "%d frames of %d×%d px: %d spots above %.4g (top-hat, file units), %d fainter maxima above %.4g; "
+        "%.1f%% of pixel-frames are background",
+        t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold, 100 * (~mask).mean(),
+    )  # fmt: skip
     spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
     if len(spots) > max_spots:
         rng = np.random.default_rng(seed)
@@ -208,6 +223,7 @@ def estimate_conditions(
             f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF "
             "and calibrate the camera; use more frames or type the conditions into the config"
         )
+    log.info("%d isolated spots (no other detection within %g px) go to the fits", len(spots), isolation_px)
     windows = cut_windows(frames, spots, half)
     flat = windows.reshape(len(windows), -1)
     fit1 = fit_spots(windows, sigma0=1.0)
@@ -225,12 +241,14 @@ def estimate_conditions(
         use = single & (chi2 < 1.5)
 
     free_fraction = float((~mask).mean())
-    # below 10 % of background pixels, undetected overlapping spots dominate the background's cumulants:
+    # below 5 % of background pixels, undetected overlapping spots dominate the background's cumulants:
     # better no camera (the user is told to type it) than a wrong one
     calibrated = bg["samples"] >= 1000 and free_fraction >= MIN_BACKGROUND_FRACTION and bg["k2"] > 0 and k > 0
     ratio, inferred = float("nan"), None
     if calibrated:
-        ratio = bg["k3"] / (k * bg["k2"])
+        # the line through the background's (mean, variance), fitted to the clean spots
+        ratio = bg["k3"] / (k * bg["k2"])  # with the free spot line's slope, the more robust one where spots crowd
+        k, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use], anchor=(bg["k1"], bg["k2"]))
         inferred = "emccd" if ratio > 1.25 else "scmos"
         if camera_model and camera_model != inferred:
             warnings.append(
@@ -238,9 +256,14 @@ def estimate_conditions(
                 f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
             )
     model_type = camera_model or inferred
+    if calibrated and free_fraction < SCMOS_MIN_BACKGROUND_FRACTION and model_type != "emccd" or camera_model is None and free_fraction < SCMOS_MIN_BACKGROUND_FRACTION:
+        # an sCMOS's gain rests on the spots' photon transfer, which neighbours bias where spots crowd; and
+        # with so little background, the type itself is no safe guess: an EMCCD calibrates here only if typed
+        calibrated = False
     if model_type is None or (not calibrated and (gain_adu_per_e is None or offset_adu is None)):
+        model_type = camera_model  # a type guessed from crowded data is not reported either
         warnings.append(
-            f"camera: no usable background region ({bg['samples']} background samples, {free_fraction:.1%} of the "
+            f"camera: too little background ({bg['samples']} background samples, {free_fraction:.1%} of the "
             f"pixels in {t} frames): the camera cannot be calibrated, so photons and background are not estimated either. Type the camera "
             "(camera.preset, or camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or "
             "estimate from more or sparser frames."
@@ -250,9 +273,7 @@ def estimate_conditions(
     else:
         factor, c3 = EXCESS_NOISE[model_type]
         if calibrated:
-            # the line through the background's (mean, variance), fitted to the clean spots
-            slope, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use], anchor=(bg["k1"], bg["k2"]))
-            k = slope
+            slope = k
             if model_type == "emccd":
                 # EM gain makes the read noise negligible beside the amplified shot noise, so the background
                 # alone gives the slope: κ2 = k·x and κ3 = 1.5·k²·x, hence k = κ3 / (1.5·κ2). More precise
@@ -270,6 +291,10 @@ def estimate_conditions(
         else:
             read_var = float("nan")
 
+    log.info(
+        "camera: %s (third-cumulant ratio %.3g), offset %.4g ADU, %.4g ADU per photo-electron, read noise %.3g ADU",
+        model_type, ratio, offset, gain, np.sqrt(max(read_var, 0.0)) if np.isfinite(read_var) else float("nan"),
+    )  # fmt: skip
     if k > 0:  # (without a calibration, the spots' own variance line still weighs pixels and flags blends)
         fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
         good = fit2.ok & (fit2.chi2 < 1.5)
@@ -277,11 +302,17 @@ def estimate_conditions(
         fit2, good = fit1, fit1.ok.copy()
     if good.any():
         good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
+    if good.sum() < MIN_SPOTS:
+        raise EstimationError(
+            f"only {int(good.sum())} of {len(spots)} isolated spots passed the fit checks in {t} frames (want >= "
+            f"{MIN_SPOTS}): too few to estimate the PSF; use more frames or type the conditions into the config"
+        )
     sigma_px = fit2.sigma[good]
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
     # density needs no camera: the frame's ADU above the background level over one spot's ADU
-    signal_adu = frames.sum(axis=(1, 2)) - bg["k1"] * h * w
+    level = bg["k1"] if np.isfinite(bg["k1"]) else float(np.median(fit2.background[good])) if good.any() else np.nan
+    signal_adu = frames.sum(axis=(1, 2)) - level * h * w  # (no background pixel left: the spot fits' level)
     spot_adu = fit2.amplitude[good]
     area_um2 = h * w * (pixel_size_nm / 1000) ** 2
     if bg["pixels"]:
@@ -311,7 +342,8 @@ def estimate_conditions(
         "psf_sigma_nm": float(np.median(sigma_px) * pixel_size_nm) if n_good else float("nan"),
         "photons_median": float(np.median(photons_e) / quantum_efficiency) if n_good else float("nan"),
         "photons_mean": float(np.mean(photons_e) / quantum_efficiency) if n_good else float("nan"),
-        "photons_std": float(np.std(photons_e) / quantum_efficiency) if n_good else float("nan"),
+        # robust spread (interquartile range / 1.349): a few coincident pairs fitted as one spot do not widen it
+        "photons_std": float(np.subtract(*np.percentile(photons_e, [75, 25])) / 1.349 / quantum_efficiency) if n_good else float("nan"),
         "background_photons_per_px": float(bg_e / quantum_efficiency),
         "background_variation": min(max(variation, 0.0), 1.0) if np.isfinite(variation) else float("nan"),
         "density_per_um2": float(np.mean(signal_adu) / np.median(spot_adu) / area_um2) if n_good else float("nan"),
@@ -340,10 +372,11 @@ def estimate_conditions(
             f"psf/photons: only {n_good} isolated spots passed the fit checks (want >= 100); sigma, photons, gain "
             "and density are unreliable. Use more frames or give these values in the config."
         )
-    if free_fraction < MIN_BACKGROUND_FRACTION:
+    if not calibrated:
         warnings.append(
             f"background/camera: only {free_fraction:.1%} of pixels are free of spots (want >= "
-            f"{MIN_BACKGROUND_FRACTION:.0%}); the data are too crowded to calibrate the camera"
+            f"{SCMOS_MIN_BACKGROUND_FRACTION:.0%}, or {MIN_BACKGROUND_FRACTION:.0%} for a camera typed as an EMCCD); the "
+            "data are too crowded to calibrate the camera"
         )
     if saturation is not None:
         saturated = float(np.mean(frames >= saturation))
@@ -355,6 +388,10 @@ def estimate_conditions(
             )
     if np.isfinite(bg_e) and bg_e <= 0:
         warnings.append(f"background: estimated {bg_e:.3g} photo-electrons per pixel; the offset estimate is off")
+    log.info(
+        "%d spots fitted: PSF sigma %.4g nm, median %.4g photons, background %.4g photons/px, density %.3g /µm²",
+        n_good, values["psf_sigma_nm"], values["photons_median"], values["background_photons_per_px"], values["density_per_um2"],
+    )  # fmt: skip
     for w_ in warnings:
         log.warning("%s", w_)
     fits = {

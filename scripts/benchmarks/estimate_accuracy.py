@@ -8,7 +8,8 @@ For each camera preset and density: 64×64 frames of 100 nm pixels, uniform emit
 Markdown table of truth and estimate with the relative (absolute for the offset) error; a `*` marks an error
 beyond the target (σ 10 %, median photons 20 %, background 15 %, offset 2 ADU, gain 15 %, density 25 %).
 Photons and background are compared in photo-electrons (what the data show; the QE is not identifiable).
---typed-model tells the estimator the camera type, as a user who knows it would. With --shared, also estimates ../shared/data/thunderstorm_demo1 (ThunderSTORM's simulation) and prints
+--typed model tells the estimator the camera type, --typed camera the whole camera (its preset), as a user
+who knows them would. With --shared, also estimates ../shared/data/thunderstorm_demo1 (ThunderSTORM's simulation) and prints
 what it finds.
 """
 
@@ -25,12 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import dataset  # noqa: E402
 from dstorm.estimation.conditions import estimate_conditions  # noqa: E402
+from dstorm.estimation.run import typed_camera  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
 
 TARGETS = {"sigma": 0.10, "photons": 0.20, "background": 0.15, "offset": 2.0, "gain": 0.15, "density": 0.25}
 
 
-def condition(camera: str, density: float, frames: int, seed: int, typed_model: bool = False) -> tuple[dict, dict, float]:
+def condition(camera: str, density: float, frames: int, seed: int, typed: str = "") -> tuple[dict, dict, float]:
     ds = dataset(camera, "uniform", background_variation=0.2)
     ds["seed"] = seed
     sim = Simulator(ds)
@@ -49,7 +51,12 @@ def condition(camera: str, density: float, frames: int, seed: int, typed_model: 
         "density": len(drawn.events) / frames / (64 * 64 * 0.01),
     }
     t0 = time.perf_counter()
-    est = estimate_conditions(stack, pixel_size_nm=100, seed=seed, camera_model=cam["model"] if typed_model else None)
+    known = {}
+    if typed == "model":
+        known = {"camera_model": cam["model"]}
+    elif typed == "camera":  # the whole camera, as `camera: {preset: ...}` in a config; photons then count photons
+        known = typed_camera({"preset": camera}) | {"quantum_efficiency": 1.0}
+    est = estimate_conditions(stack, pixel_size_nm=100, seed=seed, **known)
     seconds = time.perf_counter() - t0
     v = est.values
     found = {
@@ -98,7 +105,7 @@ def main() -> None:
     ap.add_argument("--densities", default="0.5,1,2,4,6")
     ap.add_argument("--cameras", default="epfl2016,scmos_typical,zerocostdl4mic")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--typed-model", action="store_true", help="give the estimator the camera type (emccd/scmos)")
+    ap.add_argument("--typed", choices=["model", "camera"], default="", help="give the estimator the camera type, or the whole camera")
     ap.add_argument("--shared", type=Path, default=None, help="the shared data folder (../shared/data)")
     args = ap.parse_args()
     print(f"{args.frames} frames of 64×64 px per condition; truth / estimate (error); * beyond the target\n")
@@ -106,7 +113,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for camera in args.cameras.split(","):
         for density in (float(d) for d in args.densities.split(",")):
-            truth, found, seconds = condition(camera, density, args.frames, args.seed, args.typed_model)
+            truth, found, seconds = condition(camera, density, args.frames, args.seed, args.typed)
             kind = found["model"] + ("" if found["model"] == truth["model"] else " *")
             cells = " | ".join(cell(k, truth, found) for k in ("sigma", "photons", "background", "offset", "gain", "density"))
             print(f"| {camera} | {density:g} | {kind} | {cells} | {found['spots']} | {found['warnings']} | {seconds:.1f} |", flush=True)

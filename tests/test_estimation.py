@@ -48,12 +48,12 @@ def test_batched_fit_matches_scipy_least_squares():
     windows, truth = [], []
     for _ in range(20):
         p = (3.5 + rng.uniform(-0.5, 0.5), 3.5 + rng.uniform(-0.5, 0.5), rng.uniform(0.9, 1.4), rng.uniform(500, 3000), rng.uniform(5, 50))
-        windows.append(rng.poisson(p[3] * integrated_gaussian(p[0], p[1], p[2], 7)[0] + p[4]).astype(float))
+        windows.append(rng.poisson(p[3] * integrated_gaussian(p[0], p[1], p[2], 7) + p[4]).astype(float))
         truth.append(p)
     fits = fit_spots(np.array(windows))
     assert fits.ok.all()
     for i, w in enumerate(windows):
-        ref = least_squares(lambda q: q[3] * integrated_gaussian(q[0], q[1], q[2], 7)[0].ravel() + q[4] - w.ravel(), [3.5, 3.5, 1.0, w.sum(), 0.0]).x
+        ref = least_squares(lambda q: q[3] * integrated_gaussian(q[0], q[1], q[2], 7).ravel() + q[4] - w.ravel(), [3.5, 3.5, 1.0, w.sum(), 0.0]).x
         np.testing.assert_allclose(fits.params()[i], ref, rtol=1e-4, atol=1e-4)
 
 
@@ -63,7 +63,7 @@ def test_photon_transfer_recovers_a_known_variance_model():
     n, gain, read_var = 3000, 0.5, 12.0
     windows = np.empty((n, 7, 7))
     for i in range(n):
-        f = integrated_gaussian(3.5 + rng.uniform(-0.5, 0.5), 3.5 + rng.uniform(-0.5, 0.5), 1.1, 7)[0]
+        f = integrated_gaussian(3.5 + rng.uniform(-0.5, 0.5), 3.5 + rng.uniform(-0.5, 0.5), 1.1, 7)
         electrons = rng.poisson(2000 * f + 30)
         windows[i] = gain * electrons + rng.normal(0, np.sqrt(read_var), (7, 7)) + 100
     fits = fit_spots(windows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -19,6 +20,7 @@ import pandas as pd
 import tifffile
 
 __all__ = [
+    "jsonable",
     "LOCALIZATION_COLUMNS",
     "atomic_output",
     "write_stack",
@@ -39,6 +41,20 @@ LOCALIZATION_COLUMNS = [
     "offset [photon]",
     "bkgstd [photon]",
 ]
+
+
+def jsonable(value):
+    """``value`` with NumPy scalars made plain and NaN/inf written as null (JSON has no NaN; pandas reads
+    null back as NaN), through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 @contextlib.contextmanager

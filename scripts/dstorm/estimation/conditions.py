@@ -79,21 +79,18 @@ def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarra
     x1 = np.einsum("npq,nq->np", m2, model).ravel()
     x2 = m2.sum(axis=2).ravel()
     y = (resid**2).ravel()
-    design = np.column_stack([x1, x2])
-    weight = np.ones_like(y)
-    if anchor is not None:
+    if anchor is None:  # y = k·x1 + c·x2
+        design, known = np.column_stack([x1, x2]), 0.0
+    else:  # c = v0 − k·m0: y − v0·x2 = k·(x1 − m0·x2)
         m0, v0 = anchor
-        k = 1.0
-        for _ in range(iterations):
-            u, z = x1 - m0 * x2, y - v0 * x2
-            k = float(np.sum(weight * u * z) / np.sum(weight * u * u))
-            weight = 1.0 / np.maximum(k * x1 + (v0 - k * m0) * x2, 1e-6 * max(abs(k), 1e-12)) ** 2
-        return k, float(v0 - k * m0)
+        design, known = (x1 - m0 * x2)[:, None], v0 * x2
+    weight = np.ones_like(y)
     for _ in range(iterations):
         sw = np.sqrt(weight)
-        k, c = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)[0]
-        weight = 1.0 / np.maximum(design @ [k, c], 1e-6 * max(abs(k), 1e-12)) ** 2
-    return float(k), float(c)
+        coef = np.linalg.lstsq(design * sw[:, None], (y - known) * sw, rcond=None)[0]
+        weight = 1.0 / np.maximum(design @ coef + known, 1e-6 * max(abs(coef[0]), 1e-12)) ** 2
+    k = float(coef[0])
+    return (k, float(coef[1])) if anchor is None else (k, float(v0 - k * m0))
 
 
 def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 5) -> dict[str, Any]:
@@ -209,10 +206,11 @@ def estimate_conditions(
             faint_threshold = 6 * SMOOTH_NOISE_GAIN * np.sqrt(bg["k2"])
             log.debug("threshold round %d: %.4g (first %.4g), background %.1f%%", round_, faint_threshold, first_threshold, 100 * (~mask).mean())
     strong = maxima.select(maxima.score > 2 * faint_threshold)
+    free_fraction = float((~mask).mean())
     log.info(
         "%d frames of %d×%d px: %d spots above %.4g (top-hat, file units), %d fainter maxima above %.4g; "
         "%.1f%% of pixel-frames are background",
-        t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold, 100 * (~mask).mean(),
+        t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold, 100 * free_fraction,
     )  # fmt: skip
     spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
     if len(spots) > max_spots:
@@ -227,10 +225,10 @@ def estimate_conditions(
     windows = cut_windows(frames, spots, half)
     flat = windows.reshape(len(windows), -1)
     fit1 = fit_spots(windows, sigma0=1.0)
-    # start from the half of the spots with the smallest residuals for their brightness (a crowded window
-    # fits worse), then keep those that the current noise model calls clean
     # only spots of the most common width: where spots crowd, the isolated maxima are often two emitters
-    # closer than the PSF, fitted as one wider, brighter spot
+    # closer than the PSF, fitted as one wider, brighter spot. Start from the half with the smallest
+    # residuals for their brightness (a crowded window fits worse), then keep those that the current noise
+    # model calls clean.
     single = fit1.ok & (np.abs(fit1.sigma / width_mode(fit1.sigma[fit1.ok]) - 1) < SINGLE_WIDTH)
     rough = np.sum((flat - fit1.model) ** 2, axis=1) / np.sum(np.abs(fit1.model - fit1.background[:, None]) + 1, axis=1)
     use = single & (rough <= np.median(rough[single]))
@@ -239,8 +237,7 @@ def estimate_conditions(
         var1 = np.maximum(k * fit1.model + c, 1e-3 * k)
         chi2 = np.sum((flat - fit1.model) ** 2 / var1, axis=1) / (flat.shape[1] - 5)
         use = single & (chi2 < 1.5)
-
-    free_fraction = float((~mask).mean())
+    ptc_resid, ptc_model, ptc_maker = flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use]
     # below 5 % of background pixels, undetected overlapping spots dominate the background's cumulants:
     # better no camera (the user is told to type it) than a wrong one
     calibrated = bg["samples"] >= 1000 and free_fraction >= MIN_BACKGROUND_FRACTION and bg["k2"] > 0 and k > 0
@@ -248,7 +245,7 @@ def estimate_conditions(
     if calibrated:
         # the line through the background's (mean, variance), fitted to the clean spots
         ratio = bg["k3"] / (k * bg["k2"])  # with the free spot line's slope, the more robust one where spots crowd
-        k, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use], anchor=(bg["k1"], bg["k2"]))
+        k, c = photon_transfer(ptc_resid, ptc_model, ptc_maker, anchor=(bg["k1"], bg["k2"]))
         inferred = "emccd" if ratio > 1.25 else "scmos"
         if camera_model and camera_model != inferred:
             warnings.append(
@@ -256,18 +253,12 @@ def estimate_conditions(
                 f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
             )
     model_type = camera_model or inferred
-    if calibrated and free_fraction < SCMOS_MIN_BACKGROUND_FRACTION and model_type != "emccd" or camera_model is None and free_fraction < SCMOS_MIN_BACKGROUND_FRACTION:
+    if free_fraction < SCMOS_MIN_BACKGROUND_FRACTION and (camera_model is None or model_type != "emccd"):
         # an sCMOS's gain rests on the spots' photon transfer, which neighbours bias where spots crowd; and
         # with so little background, the type itself is no safe guess: an EMCCD calibrates here only if typed
         calibrated = False
     if model_type is None or (not calibrated and (gain_adu_per_e is None or offset_adu is None)):
         model_type = camera_model  # a type guessed from crowded data is not reported either
-        warnings.append(
-            f"camera: too little background ({bg['samples']} background samples, {free_fraction:.1%} of the "
-            f"pixels in {t} frames): the camera cannot be calibrated, so photons and background are not estimated either. Type the camera "
-            "(camera.preset, or camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or "
-            "estimate from more or sparser frames."
-        )
         gain = offset = read_var = float("nan")
         model_type = model_type or "unknown"
     else:
@@ -311,7 +302,7 @@ def estimate_conditions(
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
     # density needs no camera: the frame's ADU above the background level over one spot's ADU
-    level = bg["k1"] if np.isfinite(bg["k1"]) else float(np.median(fit2.background[good])) if good.any() else np.nan
+    level = bg["k1"] if np.isfinite(bg["k1"]) else float(np.median(fit2.background[good]))
     signal_adu = frames.sum(axis=(1, 2)) - level * h * w  # (no background pixel left: the spot fits' level)
     spot_adu = fit2.amplitude[good]
     area_um2 = h * w * (pixel_size_nm / 1000) ** 2
@@ -324,35 +315,29 @@ def estimate_conditions(
 
     # standard errors: bootstrap over spots (σ, photons) and over frames (density), seeded
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-    boot = rng.integers(0, max(len(sigma_px), 1), size=(200, max(len(sigma_px), 1)))
-    frames_boot = rng.integers(0, t, size=(200, t))
     n_good = int(good.sum())
-    if n_good:
-        se_sigma = float(np.std(np.median(sigma_px[boot], axis=1)) * pixel_size_nm)
-        se_photons = float(np.std(np.median(photons_e[boot], axis=1)) / quantum_efficiency)
-        se_density = float(np.std(np.mean(signal_adu[frames_boot], axis=1) / np.median(spot_adu[boot], axis=1)) / area_um2)
-    else:
-        se_sigma = se_photons = se_density = float("nan")
+    boot = rng.integers(0, n_good, size=(200, n_good))
+    frames_boot = rng.integers(0, t, size=(200, t))
 
     values = {
         "camera_model": model_type,
         "offset_adu": float(offset),
         "gain_adu_per_e": float(gain),
         "read_noise_adu": float(np.sqrt(max(read_var, 0.0))),
-        "psf_sigma_nm": float(np.median(sigma_px) * pixel_size_nm) if n_good else float("nan"),
-        "photons_median": float(np.median(photons_e) / quantum_efficiency) if n_good else float("nan"),
-        "photons_mean": float(np.mean(photons_e) / quantum_efficiency) if n_good else float("nan"),
+        "psf_sigma_nm": float(np.median(sigma_px) * pixel_size_nm),
+        "photons_median": float(np.median(photons_e) / quantum_efficiency),
+        "photons_mean": float(np.mean(photons_e) / quantum_efficiency),
         # robust spread (interquartile range / 1.349): a few coincident pairs fitted as one spot do not widen it
-        "photons_std": float(np.subtract(*np.percentile(photons_e, [75, 25])) / 1.349 / quantum_efficiency) if n_good else float("nan"),
+        "photons_std": float(np.subtract(*np.percentile(photons_e, [75, 25])) / 1.349 / quantum_efficiency),
         "background_photons_per_px": float(bg_e / quantum_efficiency),
         "background_variation": min(max(variation, 0.0), 1.0) if np.isfinite(variation) else float("nan"),
-        "density_per_um2": float(np.mean(signal_adu) / np.median(spot_adu) / area_um2) if n_good else float("nan"),
+        "density_per_um2": float(np.mean(signal_adu) / np.median(spot_adu) / area_um2),
     }
     errors = {
-        "psf_sigma_nm": se_sigma,
-        "photons_median": se_photons,
-        "density_per_um2": se_density,
-        "density_per_um2_frame_to_frame_sd": float(np.std(signal_adu) / np.median(spot_adu) / area_um2) if n_good else float("nan"),
+        "psf_sigma_nm": float(np.std(np.median(sigma_px[boot], axis=1)) * pixel_size_nm),
+        "photons_median": float(np.std(np.median(photons_e[boot], axis=1)) / quantum_efficiency),
+        "density_per_um2": float(np.std(np.mean(signal_adu[frames_boot], axis=1) / np.median(spot_adu[boot], axis=1)) / area_um2),
+        "density_per_um2_frame_to_frame_sd": float(np.std(signal_adu) / np.median(spot_adu) / area_um2),
     }
     quality = {
         "frames_used": int(t),
@@ -374,9 +359,16 @@ def estimate_conditions(
         )
     if not calibrated:
         warnings.append(
-            f"background/camera: only {free_fraction:.1%} of pixels are free of spots (want >= "
-            f"{SCMOS_MIN_BACKGROUND_FRACTION:.0%}, or {MIN_BACKGROUND_FRACTION:.0%} for a camera typed as an EMCCD); the "
-            "data are too crowded to calibrate the camera"
+            f"camera: too little background ({bg['samples']} background samples, {free_fraction:.1%} of the "
+            f"pixel-frames in {t} frames free of spots; want >= {SCMOS_MIN_BACKGROUND_FRACTION:.0%}, or "
+            f"{MIN_BACKGROUND_FRACTION:.0%} for a camera typed as an EMCCD): the data are too crowded to calibrate the "
+            + (
+                "camera; the typed camera is used"
+                if np.isfinite(gain)
+                else "camera, so photons and background are not estimated either. Type the camera (camera.preset, or "
+                "camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or estimate from "
+                "more or sparser frames"
+            )
         )
     if saturation is not None:
         saturated = float(np.mean(frames >= saturation))
@@ -399,8 +391,8 @@ def estimate_conditions(
         "photons_e": photons_e,
         "windows": windows[good],
         "model": fit2.model[good].reshape(-1, *windows.shape[1:]),
-        "ptc_model": fit1.model[use],
-        "ptc_resid": flat[use] - fit1.model[use],
-        "ptc_maker": fit1.resid_maker[use],
+        "ptc_model": ptc_model,
+        "ptc_resid": ptc_resid,
+        "ptc_maker": ptc_maker,
     }
     return Estimates(values=values, errors=errors, warnings=warnings, diagnostics={"quality": quality, "fits": fits})

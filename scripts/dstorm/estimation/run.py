@@ -11,6 +11,7 @@ import numpy as np
 
 from dstorm.config import CAMERA_PRESETS, resolve_camera
 from dstorm.estimation.conditions import Estimates, EstimationError, estimate_conditions
+from dstorm.io import jsonable
 from dstorm.stack import TiffStack
 
 __all__ = ["read_frames", "estimate_dataset", "conditions_config", "typed_camera"]
@@ -120,18 +121,6 @@ def _all_sections(est: Estimates, *, integer_data: bool, given_camera: dict[str,
     }
 
 
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def estimate_dataset(
     paths: list[str], *, pixel_size_nm: float, max_frames: int, given: dict[str, Any], seed: int
 ) -> tuple[dict[str, Any], Estimates]:
@@ -152,4 +141,4 @@ def estimate_dataset(
         "given": given,
         "config": conditions_config(est, integer_data=integer, given_camera=camera | ((given or {}).get("camera") or {})),
     }
-    return _clean(doc), est
+    return jsonable(doc), est

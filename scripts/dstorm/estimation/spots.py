@@ -20,7 +20,7 @@ _SQRT2 = np.sqrt(2.0)
 
 @dataclass
 class Candidates:
-    """Local maxima: 0-based ``frame``, integer pixel ``row``/``col`` and the filtered ``score`` (noise units)."""
+    """Local maxima: 0-based ``frame``, integer pixel ``row``/``col`` and their top-hat ``score`` (file units)."""
 
     frame: np.ndarray
     row: np.ndarray
@@ -101,23 +101,11 @@ def cut_windows(frames: np.ndarray, candidates: Candidates, half: int) -> np.nda
     return frames[candidates.frame[:, None, None], rows, cols].astype(np.float64)
 
 
-def integrated_gaussian(x0: float, y0: float, sigma: float, size: int):
-    """Fractions of a unit Gaussian at ``(x0, y0)`` in each pixel of a ``size × size`` window, and their
-    derivatives by x0, y0 and sigma (the exact erf form of the simulator's PSF)."""
-    edges = np.arange(size + 1, dtype=np.float64)
-    ex = (edges - x0) / (_SQRT2 * sigma)
-    ey = (edges - y0) / (_SQRT2 * sigma)
-    fx = 0.5 * np.diff(erf(ex))
-    fy = 0.5 * np.diff(erf(ey))
-    gx = np.exp(-(ex**2)) / np.sqrt(np.pi)  # d erf(e)/de / 2
-    gy = np.exp(-(ey**2)) / np.sqrt(np.pi)
-    # d/dx0 of 0.5·erf((e - x0)/(√2 s)) = -g/(√2 s); d/ds = -g·(e - x0)/(√2 s²) = -g·ex/s
-    dfx_dx = -np.diff(gx) / (_SQRT2 * sigma)
-    dfy_dy = -np.diff(gy) / (_SQRT2 * sigma)
-    dfx_ds = -np.diff(gx * ex) / sigma
-    dfy_ds = -np.diff(gy * ey) / sigma
-    f = np.outer(fy, fx)
-    return f, np.outer(fy, dfx_dx), np.outer(dfy_dy, fx), np.outer(dfy_ds, fx) + np.outer(fy, dfx_ds)
+def integrated_gaussian(x0: float, y0: float, sigma: float, size: int) -> np.ndarray:
+    """Fractions of a unit Gaussian at ``(x0, y0)`` in each pixel of a ``size × size`` window (the exact erf
+    form of the simulator's PSF): the fit's own model for one spot."""
+    model, _ = _model_and_jacobian(np.array([[x0, y0, sigma, 1.0, 0.0]]), size)
+    return model.reshape(size, size)
 
 
 @dataclass
@@ -179,9 +167,10 @@ def fit_spots(
     """Fit ``amplitude · integrated Gaussian + background`` to every window at once (batched
     Levenberg–Marquardt; scipy's ``least_squares`` fits one window per call, far too slowly for thousands).
 
-    ``weights`` (N, size, size), inverse variances, make it weighted least squares. ``resid_maker`` lets the caller
-    relate residual moments to the pixels' noise exactly (see :func:`dstorm.estimation.conditions.photon_transfer`). A fit fails (``ok`` False) if it leaves the central ±1.5 px, hits a sigma
-    bound or has a non-positive amplitude.
+    ``weights`` (N, size, size), inverse variances, make it weighted least squares. ``resid_maker`` lets
+    the caller relate residual moments to the pixels' noise exactly (see
+    :func:`dstorm.estimation.conditions.photon_transfer`). A fit fails (``ok`` False) if it leaves the
+    central ±1.5 px, hits a sigma bound or has a non-positive amplitude.
     """
     n, size, _ = windows.shape
     data = windows.reshape(n, -1).astype(np.float64)

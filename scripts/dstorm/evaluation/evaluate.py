@@ -25,7 +25,7 @@ from dstorm.evaluation.metrics import (
     localization_metrics,
     matched_errors,
 )
-from dstorm.io import atomic_output, read_localizations
+from dstorm.io import atomic_output, jsonable, read_localizations
 from dstorm.render import render_localizations
 
 __all__ = [
@@ -62,22 +62,9 @@ def _options(options: dict | None) -> dict:
     return out
 
 
-def _jsonable(value):
-    """JSON has no NaN: write it as null (and read null back as NaN in pandas)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _write_json(path, data: dict) -> None:
     with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+        Path(tmp).write_text(json.dumps(jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _coords(table: pd.DataFrame):

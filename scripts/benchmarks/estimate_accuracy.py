@@ -5,7 +5,8 @@ Usage:  .venv/bin/python scripts/benchmarks/estimate_accuracy.py [--frames 300] 
 
 For each camera preset and density: 64×64 frames of 100 nm pixels, uniform emitters, σ 106–115 nm,
 2000–2500 photons, 20 background photons per pixel (±20 % smooth variation), single-frame blinking. Prints a
-Markdown table of truth and estimate with the relative (absolute for the offset) error; a `*` marks an error
+Markdown table of truth and estimate with the relative (absolute for the offset, ± its bootstrap standard
+error) error; a `*` marks an error
 beyond the target (σ 10 %, median photons 20 %, background 15 %, offset 2 ADU, gain 15 %, density 25 %).
 Photons and background are compared in photo-electrons (what the data show; the QE is not identifiable).
 --typed model tells the estimator the camera type, --typed camera the whole camera (its preset), as a user
@@ -69,6 +70,7 @@ def condition(camera: str, density: float, frames: int, seed: int, typed: str = 
         "density": v["density_per_um2"],
         "warnings": len(est.warnings),
         "spots": est.diagnostics["quality"]["spots_fitted"],
+        "offset_se": est.errors.get("offset_adu", float("nan")),
     }
     return truth, found, seconds
 
@@ -79,7 +81,7 @@ def cell(key: str, truth: dict, found: dict) -> str:
         return f"{t:.4g} / – *"
     err = f - t if key == "offset" else (f - t) / t
     bad = abs(err) > TARGETS[key]
-    text = f"{err:+.1f} ADU" if key == "offset" else f"{100 * err:+.0f} %"
+    text = f"{err:+.1f} ± {found['offset_se']:.1f} ADU" if key == "offset" else f"{100 * err:+.0f} %"
     return f"{t:.4g} / {f:.4g} ({text}){' *' if bad else ''}"
 
 

@@ -3,30 +3,34 @@
 The estimator needs only the frames (in ADU) and the camera pixel size:
 
 1. **Spots.** Local maxima of a white top-hat of the smoothed frames. The threshold starts at Otsu's split
-   of the maxima and settles at 6 × the smoothed frame's noise, measured on the background it leaves.
+   of the maxima and settles at 6 × the smoothed frame's noise, measured away from the detections.
    Spots kept for fitting have no other detection within ``isolation_px``.
-2. **Background samples.** Pixels farther than ``mask_px`` from every detection and away from bright
-   top-hat structure (shoulders of merged spots), pooled per pixel over time: their cumulants κ1 (mean),
-   κ2 (variance), κ3 (third cumulant), with each pixel's own mean removed.
-3. **Camera.** With ``o`` the offset, ``G`` the ADU per photo-electron, ``x = κ1 − o``, the background obeys
+2. **Photon transfer.** A high-pass filter (a 6th difference along rows and columns) removes the spots and
+   the background and leaves the noise; its variance against the local mean over every pixel position
+   gives the line ``var = k·m + B`` (:func:`noise_line`). It needs no background region and no isolated
+   spot, so it holds at any density.
+3. **Background samples.** Pixel-frames whose neighbours (5 × 5, the pixel itself left out) show no
+   signal (:func:`quiet_neighbourhood`): their cumulants κ1 (mean), κ2 (variance), κ3 (third cumulant),
+   pooled per pixel over time with each pixel's own mean removed. Chosen without looking at the pixel
+   itself, they are pure background noise even where spots crowd, and κ3 is not clipped.
+4. **Camera.** With ``o`` the offset, ``G`` the ADU per photo-electron, ``x = κ1 − o``, the background obeys
    ``κ2 = F·G·x + r²`` and ``κ3 = c·(F·G)²·x``: an EMCCD amplifies each electron by an exponential
    (F = 2, c = 1.5), an sCMOS does not (F = 1, c = 1) and adds Gaussian read noise ``r``. The ratio
    ``κ3 / (k·κ2)`` (1.5 for an EMCCD, at most 1 for an sCMOS) tells the type when the config does not.
-   The photon-transfer slope ``k = F·G`` comes from integrated-Gaussian fits of the spots: their residuals'
-   variance against the fitted expected value (exact for a linearised fit, see :func:`photon_transfer`)
-   on a line through the background's (κ1, κ2). For an EMCCD the read noise is negligible and the
-   background alone gives ``k = κ3 / (1.5·κ2)``. Then ``o = κ1 − κ3 / (c·k²)``.
-4. **PSF and photons.** A second fit of each spot weighted with that variance model; spots whose reduced
+   sCMOS: ``F·G = k`` from the line and ``o = κ1 − κ3 / k²``. EMCCD: the read noise is negligible, so
+   ``o = κ1 − κ2 / (F·G)``, with ``F·G`` from the line or from ``κ3 / (1.5·κ2)``, whichever a bootstrap
+   over frames finds more precise (the background's where it is plentiful, the line's where spots crowd).
+5. **PSF and photons.** A second fit of each spot weighted with the line's variance; spots whose reduced
    chi-square says they hold a neighbour, or whose width is more than 10 % off the most common width (two
    emitters fitted as one), are dropped. σ and photons are the medians over the rest; photons =
    amplitude / G / quantum efficiency.
-5. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel; the density is the photons of a
-   frame above the background divided by the mean photons of one emitter, per µm²: unlike a count of
+6. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel; the density is the photons of a
+   frame above the background divided by the photons of one emitter, per µm²: unlike a count of
    detections, it does not saturate where spots overlap.
 
 Standard errors come from bootstraps (over spots, over frames; seeded). Warnings flag what the data cannot
-support; where no background region is left (very dense data), the camera and everything in photons is not
-estimated and the warning says which config keys to type instead.
+support; with too few background samples (very dense or very short data), the camera and everything in
+photons is not estimated and the warning says which config keys to type instead.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from dstorm.estimation.spots import cut_windows, spot_maxima, fit_spots, isolated, otsu_threshold
 
@@ -63,64 +67,144 @@ class Estimates:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def photon_transfer(resid: np.ndarray, model: np.ndarray, resid_maker: np.ndarray, iterations: int = 3, anchor=None):
-    """``(k, c)`` of the variance model ``var = k·m + c`` from fit residuals, exactly for a linearised fit.
+#: Order of the binomial difference filter that isolates the noise (see :func:`noise_line`).
+NOISE_FILTER_ORDER = 6
 
-    A residual is ``e = M·ε`` (``M`` the fit's residual maker, ``ε`` the pixels' noise), so
-    ``E[e_i²] = Σ_j M_ij² (k·m_j + c) = k·Σ_j M_ij² m_j + c·Σ_j M_ij²``: linear in (k, c) with known
-    regressors. Weighted least squares (weights 1 / predicted variance², the variance of a squared Gaussian
-    residual being 2σ⁴), iterated because the weights depend on the answer.
 
-    ``anchor = (m0, v0)``, a point the line must pass through (the background's mean and variance, which
-    pixels far from any spot measure cleanly), leaves only the slope free: faint unmodelled neighbours
-    then cannot tilt the line by raising its low end.
+@dataclass
+class NoiseLine:
+    """The photon-transfer line ``variance = slope·mean + intercept`` (ADU², ADU) measured by
+    :func:`noise_line`, with the per-frame sums that a bootstrap over frames needs, and a binned curve
+    (mean, variance) for the figure."""
+
+    slope: float
+    intercept: float
+    samples: int
+    frame_sums: np.ndarray  # (T, 5): n, Σx, Σv, Σx², Σx·v per frame
+    curve: np.ndarray  # (bins, 2)
+
+    @staticmethod
+    def fit(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(slope, intercept) by least squares from summed ``frame_sums`` (last axis), batched."""
+        n, sx, sv, sxx, sxv = np.moveaxis(sums, -1, 0)
+        slope = (sxv - sx * sv / n) / (sxx - sx**2 / n)
+        return slope, (sv - slope * sx) / n
+
+
+def _difference_taps(order: int) -> np.ndarray:
+    k = np.arange(order + 1)
+    return (-1.0) ** k * special.comb(order, k)
+
+
+def noise_line(frames: np.ndarray, *, order: int = NOISE_FILTER_ORDER, saturation: float | None = None, bins: int = 30) -> NoiseLine:
+    """Photon transfer from every pixel of every frame: ``var = k·m + B``, at any density.
+
+    The separable ``order``-th difference ``h ⊗ h`` (binomial taps 1, −6, 15, −20, 15, −6, 1) passes
+    almost nothing of a smooth image: of a Gaussian PSF of σ ≈ 1 px, about 10⁻⁴ of its power and less of the
+    background. What is left is noise: ``d = Σ h_p y_p`` has ``E[d²] = Σ h_p² var_p``. With ``var = k·m + B``
+    per pixel, ``v = d² / Σh²`` has mean ``k·x + B`` where ``x = Σ h_p² y_p / Σh²`` is the pixels' own
+    h²-weighted mean, measured without bias from the same data. Ordinary least squares of v on x over all
+    positions gives (k, B) with no background region and no isolated spot needed. It is unweighted on
+    purpose: weights that favour dim positions favour the range where x's own noise, correlated with d²
+    through the noise's skew, biases the slope. Positions that touch a saturated pixel are left out.
     """
-    m2 = resid_maker**2
-    x1 = np.einsum("npq,nq->np", m2, model).ravel()
-    x2 = m2.sum(axis=2).ravel()
-    y = (resid**2).ravel()
-    if anchor is None:  # y = k·x1 + c·x2
-        design, known = np.column_stack([x1, x2]), 0.0
-    else:  # c = v0 − k·m0: y − v0·x2 = k·(x1 − m0·x2)
-        m0, v0 = anchor
-        design, known = (x1 - m0 * x2)[:, None], v0 * x2
-    weight = np.ones_like(y)
-    for _ in range(iterations):
-        sw = np.sqrt(weight)
-        coef = np.linalg.lstsq(design * sw[:, None], (y - known) * sw, rcond=None)[0]
-        weight = 1.0 / np.maximum(design @ coef + known, 1e-6 * max(abs(coef[0]), 1e-12)) ** 2
-    k = float(coef[0])
-    return (k, float(coef[1])) if anchor is None else (k, float(v0 - k * m0))
+    h = _difference_taps(order)
+    norm = float(np.sum(h**2)) ** 2
+    half = order // 2
+    inner = (slice(None), slice(half, -half), slice(half, -half))
+
+    def apply(image, taps):
+        return ndimage.correlate1d(ndimage.correlate1d(image, taps, axis=1), taps, axis=2)[inner]
+
+    t = len(frames)
+    sums = np.zeros((t, 5))
+    xs, vs = [], []
+    for first in range(0, t, 64):
+        chunk = frames[first : first + 64]
+        v = apply(chunk, h) ** 2 / norm
+        x = apply(chunk, h**2) / norm
+        ok = np.ones_like(x, dtype=bool)
+        if saturation is not None:
+            ok = ~ndimage.maximum_filter(chunk >= saturation, size=(1, order + 1, order + 1))[inner]
+        x, v = np.where(ok, x, 0.0), np.where(ok, v, 0.0)
+        sums[first : first + 64] = np.stack([ok.sum(axis=(1, 2)), x.sum(axis=(1, 2)), v.sum(axis=(1, 2)),
+                                             (x**2).sum(axis=(1, 2)), (x * v).sum(axis=(1, 2))], axis=1)  # fmt: skip
+        xs.append(x[ok][::7])  # every 7th position for the figure's binned curve
+        vs.append(v[ok][::7])
+    slope, intercept = NoiseLine.fit(sums.sum(axis=0))
+    x, v = np.concatenate(xs), np.concatenate(vs)
+    order_ = np.argsort(x)
+    parts = np.array_split(order_, bins) if len(x) >= bins else [order_]
+    curve = np.array([[x[b].mean(), v[b].mean()] for b in parts if len(b)])
+    return NoiseLine(float(slope), float(intercept), int(sums[:, 0].sum()), sums, curve)
+
+
+def power_sums(frames: np.ndarray, free: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Per frame and pixel, the powers 0–3 of ``frames − centre`` where ``free`` (zero elsewhere):
+    (4, T, H·W). Summed over frames (or weighted by a bootstrap's frame counts) they give each pixel's
+    temporal cumulants in :func:`pooled_cumulants`."""
+    d = np.where(free, frames - centre, 0.0).reshape(len(frames), -1)
+    f = free.reshape(len(frames), -1).astype(np.float64)
+    return np.stack([f, d, d**2, d**3])
+
+
+def pooled_cumulants(sums: np.ndarray, min_samples: int = 5) -> tuple[np.ndarray, ...]:
+    """Pooled per-pixel k-statistics κ1, κ2, κ3 from power sums (4, ..., pixels), and the samples used.
+
+    Each pixel's own mean is removed, so a spatially varying background does not inflate the variance;
+    the cumulants are linear in the pixel's photon level, so their sample-weighted means keep the camera's
+    relations. Leading axes (a bootstrap's replicates) are kept."""
+    n, s1, s2, s3 = sums
+    use = n >= min_samples
+    nn = np.where(use, n, 3.0)
+    mean = s1 / nn
+    m2 = s2 / nn - mean**2
+    m3 = s3 / nn - 3 * mean * s2 / nn + 2 * mean**3
+    k2 = nn / (nn - 1) * m2
+    k3 = nn**2 / ((nn - 1) * (nn - 2)) * m3
+    w = np.where(use, n, 0.0)
+    total = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (
+            (w * mean).sum(axis=-1) / total, (w * k2).sum(axis=-1) / total, (w * k3).sum(axis=-1) / total, total,
+        )  # fmt: skip
 
 
 def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 5) -> dict[str, Any]:
-    """Pooled per-pixel temporal cumulants (k-statistics) of the background samples ``free``.
+    """Pooled per-pixel temporal cumulants of the background samples ``free`` (see :func:`pooled_cumulants`),
+    in ADU, and each pixel's mean (NaN where it has fewer than ``min_samples``)."""
+    n = free.sum(axis=0)
+    mean_map = np.where(n >= min_samples, np.where(free, frames, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    centre = np.nan_to_num(mean_map, nan=float(np.nanmean(mean_map)) if np.isfinite(mean_map).any() else 0.0)
+    k1, k2, k3, samples = pooled_cumulants(power_sums(frames, free, centre).sum(axis=1), min_samples)
+    k1 = k1 + float(np.sum(centre.ravel() * np.where(n.ravel() >= min_samples, n.ravel(), 0)) / max(samples, 1))
+    return {"k1": float(k1), "k2": float(k2), "k3": float(k3), "samples": int(samples),
+            "pixels": int((n >= min_samples).sum()), "mean_map": mean_map, "centre": centre}  # fmt: skip
 
-    Each pixel's own mean is removed, so a spatially varying background does not inflate the variance;
-    the cumulants are linear in the pixel's photon level, so their weighted means keep the camera's
-    relations."""
-    n = free.sum(axis=0).astype(np.float64)
-    x = np.where(free, frames, 0.0)
-    mean = x.sum(axis=0) / np.maximum(n, 1)
-    d = np.where(free, frames - mean, 0.0)
-    m2 = (d**2).sum(axis=0) / np.maximum(n, 1)
-    m3 = (d**3).sum(axis=0) / np.maximum(n, 1)
-    use = n >= min_samples
-    n_u = n[use]
-    if not use.any():
-        nan = float("nan")
-        return {"k1": nan, "k2": nan, "k3": nan, "samples": 0, "pixels": 0, "mean_map": np.full(n.shape, np.nan)}
-    k2 = n_u / (n_u - 1) * m2[use]
-    k3 = n_u**2 / ((n_u - 1) * (n_u - 2)) * m3[use]
-    w = n_u / n_u.sum()
-    return {
-        "k1": float(np.sum(w * mean[use])),
-        "k2": float(np.sum(w * k2)),
-        "k3": float(np.sum(w * k3)),
-        "samples": int(n_u.sum()),
-        "pixels": int(use.sum()),
-        "mean_map": np.where(use, mean, np.nan),
-    }
+
+def quiet_neighbourhood(frames: np.ndarray, level: np.ndarray, variance: np.ndarray, *, radius: int = 2, threshold: float = 3.0) -> np.ndarray:
+    """Pixel-frames whose neighbours show no signal: the mean of the (2·radius + 1)² square around the
+    pixel, the pixel itself left out, lies within ``threshold`` standard errors of the background
+    ``level`` (H, W) whose per-pixel noise ``variance`` is given.
+
+    The pixel's own value takes no part in its choice, so its chosen samples are pure background noise with
+    unbiased cumulants (choosing on the value itself would clip the noise's tail and bias κ3). An emitter
+    near enough to put a photon into the pixel puts hundreds into its neighbours and is not missed, as
+    spot detection misses emitters merged into a brighter neighbour's blob where spots crowd."""
+    size = 2 * radius + 1
+    box = ndimage.uniform_filter(frames, size=(1, size, size), mode="constant") * size**2
+    count = ndimage.uniform_filter(np.ones(frames.shape[1:]), size=size, mode="constant") * size**2 - 1
+    neighbours = (box - frames) / count
+    return neighbours - level < threshold * np.sqrt(np.maximum(variance, 0.0) / count)
+
+
+def _level_map(mean_map: np.ndarray, sigma_px: float = 3.0) -> np.ndarray:
+    """A pixel-mean map smoothed over ``sigma_px``, its gaps (NaN) filled from their surroundings."""
+    ok = np.isfinite(mean_map)
+    num = ndimage.gaussian_filter(np.where(ok, mean_map, 0.0), sigma_px)
+    den = ndimage.gaussian_filter(ok.astype(np.float64), sigma_px)
+    filled = num / np.maximum(den, 1e-12)
+    return np.where(den > 1e-6, filled, np.nanmean(mean_map) if ok.any() else np.nan)
 
 
 #: Noise of a Gaussian-smoothed (sigma 1 px) white-noise image per unit pixel noise: 1 / (2 √π σ).
@@ -130,12 +214,20 @@ SMOOTH_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
 #: The fewest fitted spots an estimate is made from (below 100 it comes with a warning).
 MIN_SPOTS = 20
 
-#: The least fraction of pixel-frames free of spots for a camera calibration.
-MIN_BACKGROUND_FRACTION = 0.05
+#: The fewest background samples (pixel-frames with quiet neighbours) a camera calibration is made from: the
+#: offset rests on their third cumulant.
+MIN_BACKGROUND_SAMPLES = 2000
 
-#: The same for an sCMOS, whose gain comes from spot-fit residuals (an EMCCD's from the background alone),
-#: and for a camera of unknown type.
-SCMOS_MIN_BACKGROUND_FRACTION = 0.15
+#: The third-cumulant ratio κ3 / (k·κ2) above which the camera is taken for an EMCCD (1.5; an sCMOS ≤ 1).
+EMCCD_RATIO = 1.25
+
+#: Bootstrap replicates (over frames) for the camera's standard errors.
+BOOTSTRAP = 100
+
+#: Reduced chi-square (of the fit weighted with the photon-transfer line) below which a spot counts as a
+#: single emitter; where fewer than CLEAN_SPOTS pass, the CLEAN_SPOTS best-fitting ones are used.
+CHI2_LIMIT = 1.5
+CLEAN_SPOTS = 30
 
 #: Spots whose fitted width is within this fraction of the most common width count as single emitters.
 SINGLE_WIDTH = 0.1
@@ -206,91 +298,130 @@ def estimate_conditions(
             faint_threshold = 6 * SMOOTH_NOISE_GAIN * np.sqrt(bg["k2"])
             log.debug("threshold round %d: %.4g (first %.4g), background %.1f%%", round_, faint_threshold, first_threshold, 100 * (~mask).mean())
     strong = maxima.select(maxima.score > 2 * faint_threshold)
-    free_fraction = float((~mask).mean())
     log.info(
-        "%d frames of %d×%d px: %d spots above %.4g (top-hat, file units), %d fainter maxima above %.4g; "
-        "%.1f%% of pixel-frames are background",
-        t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold, 100 * free_fraction,
+        "%d frames of %d×%d px: %d spots above %.4g (top-hat, file units), %d fainter maxima above %.4g",
+        t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold,
     )  # fmt: skip
-    spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
-    if len(spots) > max_spots:
-        rng = np.random.default_rng(seed)
-        spots = spots.select(np.sort(rng.choice(len(spots), max_spots, replace=False)))
-    if len(spots) < 10:
-        raise EstimationError(
-            f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF "
-            "and calibrate the camera; use more frames or type the conditions into the config"
-        )
-    log.info("%d isolated spots (no other detection within %g px) go to the fits", len(spots), isolation_px)
-    windows = cut_windows(frames, spots, half)
-    flat = windows.reshape(len(windows), -1)
-    fit1 = fit_spots(windows, sigma0=1.0)
-    # only spots of the most common width: where spots crowd, the isolated maxima are often two emitters
-    # closer than the PSF, fitted as one wider, brighter spot. Start from the half with the smallest
-    # residuals for their brightness (a crowded window fits worse), then keep those that the current noise
-    # model calls clean.
-    single = fit1.ok & (np.abs(fit1.sigma / width_mode(fit1.sigma[fit1.ok]) - 1) < SINGLE_WIDTH)
-    rough = np.sum((flat - fit1.model) ** 2, axis=1) / np.sum(np.abs(fit1.model - fit1.background[:, None]) + 1, axis=1)
-    use = single & (rough <= np.median(rough[single]))
-    for _ in range(4):
-        k, c = photon_transfer(flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use])
-        var1 = np.maximum(k * fit1.model + c, 1e-3 * k)
-        chi2 = np.sum((flat - fit1.model) ** 2 / var1, axis=1) / (flat.shape[1] - 5)
-        use = single & (chi2 < 1.5)
-    ptc_resid, ptc_model, ptc_maker = flat[use] - fit1.model[use], fit1.model[use], fit1.resid_maker[use]
-    # below 5 % of background pixels, undetected overlapping spots dominate the background's cumulants:
-    # better no camera (the user is told to type it) than a wrong one
-    calibrated = bg["samples"] >= 1000 and free_fraction >= MIN_BACKGROUND_FRACTION and bg["k2"] > 0 and k > 0
-    ratio, inferred = float("nan"), None
+
+    # the camera's noise: the photon-transfer line from every pixel, then background samples chosen by
+    # their quiet neighbours (starting from the level far from detections, or the frames' low end)
+    line = noise_line(frames, saturation=saturation)
+    level = _level_map(bg["mean_map"]) if bg["pixels"] else ndimage.gaussian_filter(np.percentile(frames, 10, axis=0), 3.0)
+    for _ in range(2):
+        free = quiet_neighbourhood(frames, level, line.slope * level + line.intercept)
+        bg = background_moments(frames, free)
+        if not bg["pixels"]:
+            break
+        level = _level_map(bg["mean_map"])
+    free_fraction = float(free.mean())
+    log.info(
+        "photon transfer over %d positions: variance = %.4g·mean %+.4g; %d background samples (%.1f%% of "
+        "pixel-frames have quiet neighbours), cumulants %.4g, %.4g, %.4g",
+        line.samples, line.slope, line.intercept, bg["samples"], 100 * free_fraction, bg["k1"], bg["k2"], bg["k3"],
+    )  # fmt: skip
+
+    # a frame bootstrap of the whole calibration, for its standard errors
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+    counts = np.stack([np.bincount(rng.integers(0, t, t), minlength=t) for _ in range(BOOTSTRAP)]).astype(np.float64)
+    sums = np.zeros((4, BOOTSTRAP, h * w))
+    for first in range(0, t, 64):  # (in chunks of frames: the power sums of a whole stack can be large)
+        part = slice(first, first + 64)
+        sums += counts[:, part] @ power_sums(frames[part], free[part], bg["centre"])
+    centre = np.sum(bg["centre"].ravel() * sums[0], axis=-1) / np.maximum(sums[0].sum(axis=-1), 1)
+    boot_k1, boot_k2, boot_k3, _ = pooled_cumulants(sums)
+    boot_k1 = boot_k1 + centre
+    boot_slope, boot_intercept = NoiseLine.fit(counts @ line.frame_sums)
+
+    calibrated = bg["samples"] >= MIN_BACKGROUND_SAMPLES and bg["k2"] > 0 and bg["k3"] > 0 and line.slope > 0
+    ratio = bg["k3"] / (line.slope * bg["k2"]) if calibrated else float("nan")
+    inferred = None
     if calibrated:
-        # the line through the background's (mean, variance), fitted to the clean spots
-        ratio = bg["k3"] / (k * bg["k2"])  # with the free spot line's slope, the more robust one where spots crowd
-        k, c = photon_transfer(ptc_resid, ptc_model, ptc_maker, anchor=(bg["k1"], bg["k2"]))
-        inferred = "emccd" if ratio > 1.25 else "scmos"
+        inferred = "emccd" if ratio > EMCCD_RATIO else "scmos"
         if camera_model and camera_model != inferred:
             warnings.append(
                 f"camera: the config says {camera_model} but the noise's third cumulant suggests {inferred} "
                 f"(ratio {ratio:.2f}; 1.5 for an EMCCD, at most 1 for an sCMOS)"
             )
     model_type = camera_model or inferred
-    if free_fraction < SCMOS_MIN_BACKGROUND_FRACTION and (camera_model is None or model_type != "emccd"):
-        # an sCMOS's gain rests on the spots' photon transfer, which neighbours bias where spots crowd; and
-        # with so little background, the type itself is no safe guess: an EMCCD calibrates here only if typed
-        calibrated = False
+    boot = {}
     if model_type is None or (not calibrated and (gain_adu_per_e is None or offset_adu is None)):
-        model_type = camera_model  # a type guessed from crowded data is not reported either
         gain = offset = read_var = float("nan")
         model_type = model_type or "unknown"
     else:
         factor, c3 = EXCESS_NOISE[model_type]
-        if calibrated:
-            slope = k
+
+        def camera(k1, k2, k3, slope_line, intercept_line):
+            """(gain, offset, read noise²) from the background's cumulants and the photon-transfer line;
+            for an EMCCD both ways, (slope from κ3 / (1.5·κ2), or from the line)."""
+            gain_ = slope_line / factor if gain_adu_per_e is None else np.full_like(slope_line, gain_adu_per_e)
+            offset_ = k1 - k3 / (c3 * (factor * gain_) ** 2) if offset_adu is None else np.full_like(k1, offset_adu)
             if model_type == "emccd":
-                # EM gain makes the read noise negligible beside the amplified shot noise, so the background
-                # alone gives the slope: κ2 = k·x and κ3 = 1.5·k²·x, hence k = κ3 / (1.5·κ2). More precise
-                # than the spot residuals, which a fit's imperfections inflate or trim.
-                slope = bg["k3"] / (c3 * bg["k2"])
-                if abs(slope / k - 1) > 0.15:
+                # EM gain makes the read noise negligible beside the amplified shot noise: κ2 = k·x and
+                # κ3 = 1.5·k²·x give k = κ3 / (1.5·κ2) from the background alone, and with either slope
+                # o = κ1 − κ2 / k (κ2 is far less noisy than κ3)
+                gain_ = np.stack([k3 / (c3 * k2) / factor if gain_adu_per_e is None else gain_, gain_])
+                offset_ = k1 - k2 / (factor * gain_) if offset_adu is None else np.stack([offset_, offset_])
+            return gain_, offset_, intercept_line + slope_line * offset_  # read noise²: B = r² − k·o
+
+        cumulants = (np.float64(bg[k]) for k in ("k1", "k2", "k3"))
+        gain, offset, read_var = camera(*cumulants, np.float64(line.slope), np.float64(line.intercept))
+        if calibrated:
+            boot_gain, boot_offset, _ = camera(boot_k1, boot_k2, boot_k3, boot_slope, boot_intercept)
+            if model_type == "emccd":
+                # the more precise of the two slopes (by the bootstrap): the background's where it is
+                # plentiful, the line's where spots crowd
+                pick = int(np.argmin(np.nanstd(boot_offset, axis=-1)))
+                log.info(
+                    "EMCCD gain from the background's cumulants %.4g ± %.2g ADU/e⁻ (offset %.4g ± %.2g), from the "
+                    "photon-transfer line %.4g ± %.2g (offset %.4g ± %.2g): using the %s",
+                    gain[0], np.std(boot_gain[0]), offset[0], np.std(boot_offset[0]), gain[1], np.std(boot_gain[1]),
+                    offset[1], np.std(boot_offset[1]), ("cumulants", "line")[pick],
+                )  # fmt: skip
+                if abs(gain[0] / gain[1] - 1) > 0.15:
                     warnings.append(
-                        f"camera: the background's cumulants give {slope / factor:.3g} ADU/e⁻ but the spot residuals "
-                        f"{k / factor:.3g}; the gain is uncertain"
+                        f"camera: the background's cumulants give {gain[0]:.3g} ADU/e⁻ but the photon-transfer line "
+                        f"{gain[1]:.3g}; the gain is uncertain"
                     )
-        gain = slope / factor if gain_adu_per_e is None else float(gain_adu_per_e)
-        offset = bg["k1"] - bg["k3"] / (c3 * (factor * gain) ** 2) if offset_adu is None else float(offset_adu)
-        if calibrated:  # read noise: the spot line's intercept c = r² − k·o, or the background's variance
-            read_var = c + k * offset if model_type == "emccd" else bg["k2"] - factor * gain * (bg["k1"] - offset)
-        else:
-            read_var = float("nan")
+                gain, offset, read_var = gain[pick], offset[pick], read_var[pick]
+                boot_gain, boot_offset = boot_gain[pick], boot_offset[pick]
+            boot = {"gain": boot_gain, "offset": boot_offset, "background": (boot_k1 - boot_offset) / boot_gain}
+        elif model_type == "emccd":
+            gain, offset, read_var = gain[1], offset[1], read_var[1]
+        gain, offset, read_var = float(gain), float(offset), float(read_var)
 
     log.info(
         "camera: %s (third-cumulant ratio %.3g), offset %.4g ADU, %.4g ADU per photo-electron, read noise %.3g ADU",
         model_type, ratio, offset, gain, np.sqrt(max(read_var, 0.0)) if np.isfinite(read_var) else float("nan"),
     )  # fmt: skip
-    if k > 0:  # (without a calibration, the spots' own variance line still weighs pixels and flags blends)
+
+    spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
+    if len(spots) > max_spots:
+        spots = spots.select(np.sort(np.random.default_rng(seed).choice(len(spots), max_spots, replace=False)))
+    if len(spots) < 10:
+        raise EstimationError(
+            f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF; "
+            "use more frames or type the conditions into the config"
+        )
+    log.info("%d isolated spots (no other detection within %g px) go to the fits", len(spots), isolation_px)
+    windows = cut_windows(frames, spots, half)
+    fit1 = fit_spots(windows, sigma0=1.0)
+    if line.slope > 0:  # weighted by the photon-transfer line; its chi-square flags windows with a neighbour
+        var1 = np.maximum(line.slope * fit1.model + line.intercept, 1e-3 * line.slope)
         fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
-        good = fit2.ok & (fit2.chi2 < 1.5)
+        # where spots crowd, few windows are free of a neighbour: then the best-fitting CLEAN_SPOTS
+        chi2_limit = CHI2_LIMIT
+        if np.sum(fit2.ok & (fit2.chi2 < chi2_limit)) < CLEAN_SPOTS and fit2.ok.any():
+            chi2_limit = float(np.sort(fit2.chi2[fit2.ok])[min(CLEAN_SPOTS, int(fit2.ok.sum())) - 1])
+            warnings.append(
+                f"psf/photons: crowded data: fewer than {CLEAN_SPOTS} spots fit a single emitter (reduced chi-square "
+                f"< {CHI2_LIMIT}); the {CLEAN_SPOTS} best (up to {chi2_limit:.3g}) are used, so σ and photons may be "
+                "biased by neighbours"
+            )
+        good = fit2.ok & (fit2.chi2 <= chi2_limit)
     else:  # no noise model at all: the unweighted fits, without a chi-square check
         fit2, good = fit1, fit1.ok.copy()
+    # only spots of the most common width: where spots crowd, isolated maxima are often two emitters closer
+    # than the PSF, fitted as one wider, brighter spot
     if good.any():
         good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
     if good.sum() < MIN_SPOTS:
@@ -302,21 +433,20 @@ def estimate_conditions(
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
     # density needs no camera: the frame's ADU above the background level over one spot's ADU
-    level = bg["k1"] if np.isfinite(bg["k1"]) else float(np.median(fit2.background[good]))
-    signal_adu = frames.sum(axis=(1, 2)) - level * h * w  # (no background pixel left: the spot fits' level)
+    level_adu = bg["k1"] if np.isfinite(bg["k1"]) else float(np.median(fit2.background[good]))
+    signal_adu = frames.sum(axis=(1, 2)) - level_adu * h * w  # (no background sample left: the spot fits' level)
     spot_adu = fit2.amplitude[good]
     area_um2 = h * w * (pixel_size_nm / 1000) ** 2
     if bg["pixels"]:
-        mean_map = ndimage.gaussian_filter(np.nan_to_num(bg["mean_map"], nan=bg["k1"]), 3.0)
-        bg_map_e = (mean_map - offset) / gain
+        bg_map_e = (_level_map(bg["mean_map"]) - offset) / gain
         variation = float((np.percentile(bg_map_e, 99) - np.percentile(bg_map_e, 1)) / 2 / max(bg_e, 1e-9))
     else:
         variation = float("nan")
 
-    # standard errors: bootstrap over spots (σ, photons) and over frames (density), seeded
+    # standard errors: bootstrap over spots (σ, photons) and over frames (density, camera), seeded
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     n_good = int(good.sum())
-    boot = rng.integers(0, n_good, size=(200, n_good))
+    spot_boot = rng.integers(0, n_good, size=(200, n_good))
     frames_boot = rng.integers(0, t, size=(200, t))
 
     values = {
@@ -334,11 +464,15 @@ def estimate_conditions(
         "density_per_um2": float(np.mean(signal_adu) / np.median(spot_adu) / area_um2),
     }
     errors = {
-        "psf_sigma_nm": float(np.std(np.median(sigma_px[boot], axis=1)) * pixel_size_nm),
-        "photons_median": float(np.std(np.median(photons_e[boot], axis=1)) / quantum_efficiency),
-        "density_per_um2": float(np.std(np.mean(signal_adu[frames_boot], axis=1) / np.median(spot_adu[boot], axis=1)) / area_um2),
+        "psf_sigma_nm": float(np.std(np.median(sigma_px[spot_boot], axis=1)) * pixel_size_nm),
+        "photons_median": float(np.std(np.median(photons_e[spot_boot], axis=1)) / quantum_efficiency),
+        "density_per_um2": float(np.std(np.mean(signal_adu[frames_boot], axis=1) / np.median(spot_adu[spot_boot], axis=1)) / area_um2),
         "density_per_um2_frame_to_frame_sd": float(np.std(signal_adu) / np.median(spot_adu) / area_um2),
     }
+    if boot:
+        errors["offset_adu"] = float(np.std(boot["offset"]))
+        errors["gain_adu_per_e"] = float(np.std(boot["gain"]))
+        errors["background_photons_per_px"] = float(np.std(boot["background"]) / quantum_efficiency)
     quality = {
         "frames_used": int(t),
         "spots_detected": int(len(strong)),
@@ -348,8 +482,9 @@ def estimate_conditions(
         "background_samples": int(bg["samples"]),
         "third_cumulant_ratio": float(ratio),
         "inferred_camera_model": inferred,
-        "photon_transfer_slope": float(k),
-        "photon_transfer_intercept": float(c),
+        "photon_transfer_slope": line.slope,
+        "photon_transfer_intercept": line.intercept,
+        "photon_transfer_positions": line.samples,
         "background_cumulants_adu": [float(bg["k1"]), float(bg["k2"]), float(bg["k3"])],
     }
     if n_good < 100:
@@ -359,9 +494,8 @@ def estimate_conditions(
         )
     if not calibrated:
         warnings.append(
-            f"camera: too little background ({bg['samples']} background samples, {free_fraction:.1%} of the "
-            f"pixel-frames in {t} frames free of spots; want >= {SCMOS_MIN_BACKGROUND_FRACTION:.0%}, or "
-            f"{MIN_BACKGROUND_FRACTION:.0%} for a camera typed as an EMCCD): the data are too crowded to calibrate the "
+            f"camera: too little background ({bg['samples']} pixel-frames with quiet neighbours in {t} frames, "
+            f"want >= {MIN_BACKGROUND_SAMPLES}): the data are too crowded to calibrate the "
             + (
                 "camera; the typed camera is used"
                 if np.isfinite(gain)
@@ -369,6 +503,12 @@ def estimate_conditions(
                 "camera.model, e_per_adu, em_gain for an EMCCD, and baseline_adu) into the config, or estimate from "
                 "more or sparser frames"
             )
+        )
+    elif boot and errors["background_photons_per_px"] > 0.1 * abs(values["background_photons_per_px"]):
+        warnings.append(
+            f"camera: the offset is uncertain (± {errors['offset_adu']:.2g} ADU, so the background ± "
+            f"{errors['background_photons_per_px']:.2g} photons/px) with {bg['samples']} background samples; "
+            "estimate from more frames or type camera.baseline_adu"
         )
     if saturation is not None:
         saturated = float(np.mean(frames >= saturation))
@@ -391,8 +531,6 @@ def estimate_conditions(
         "photons_e": photons_e,
         "windows": windows[good],
         "model": fit2.model[good].reshape(-1, *windows.shape[1:]),
-        "ptc_model": ptc_model,
-        "ptc_resid": ptc_resid,
-        "ptc_maker": ptc_maker,
+        "noise_curve": line.curve,
     }
     return Estimates(values=values, errors=errors, warnings=warnings, diagnostics={"quality": quality, "fits": fits})

@@ -11,28 +11,24 @@ __all__ = ["photon_transfer_figure", "spots_figure"]
 
 
 def photon_transfer_figure(est: Estimates, path) -> None:
-    """Residual variance of the spot fits against the expected value, in bins, with the fitted line."""
+    """The noise's variance against the mean (binned over every pixel position, see
+    :func:`~dstorm.estimation.conditions.noise_line`), the fitted line, the background samples' point and
+    the offset."""
     plt = _pyplot()
     fits, q, v = est.diagnostics["fits"], est.diagnostics["quality"], est.values
-    m2 = fits["ptc_maker"] ** 2
-    model = fits["ptc_model"]
-    # the expected squared residual of each pixel is Σ_j M_ij² var_j; dividing by Σ_j M_ij² gives its
-    # variance to plot against the pixel's own expected value
-    shrink = m2.sum(axis=2).ravel()
-    var = (fits["ptc_resid"] ** 2).ravel() / shrink
-    m = model.ravel()
-    order = np.argsort(m)
-    bins = np.array_split(order, 30)
-    bm = np.array([m[b].mean() for b in bins])
-    bv = np.array([var[b].mean() for b in bins])
-    be = np.array([var[b].std() / np.sqrt(len(b)) for b in bins])
+    curve = fits["noise_curve"]
+    k, b = q["photon_transfer_slope"], q["photon_transfer_intercept"]
+    k1, k2, _ = q["background_cumulants_adu"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.errorbar(bm, bv, yerr=be, fmt="o", ms=4, label="spot-fit residuals (binned)")
-    xs = np.linspace(min(bm.min(), v["offset_adu"]), bm.max(), 50)
-    ax.plot(xs, q["photon_transfer_slope"] * xs + q["photon_transfer_intercept"], "r-",
-            label=f"variance = {q['photon_transfer_slope']:.3g}·mean {q['photon_transfer_intercept']:+.4g}")
-    ax.axvline(v["offset_adu"], color="grey", ls="--", label=f"offset {v['offset_adu']:.1f} ADU")
-    ax.set_xlabel("expected value [ADU]")
+    ax.plot(curve[:, 0], curve[:, 1], "o", ms=4, label="high-pass noise of all pixels (binned)")
+    if np.isfinite(k2):
+        ax.plot([k1], [k2], "s", color="tab:green", ms=7, label=f"background samples ({q['background_samples']})")
+    low = v["offset_adu"] if np.isfinite(v["offset_adu"]) else curve[0, 0]
+    xs = np.linspace(min(curve[0, 0], low), curve[-1, 0], 50)
+    ax.plot(xs, k * xs + b, "r-", label=f"variance = {k:.3g}·mean {b:+.4g}")
+    if np.isfinite(v["offset_adu"]):
+        ax.axvline(v["offset_adu"], color="grey", ls="--", label=f"offset {v['offset_adu']:.1f} ADU")
+    ax.set_xlabel("mean [ADU]")
     ax.set_ylabel("variance [ADU²]")
     ax.set_title(f"Photon transfer: {v['camera_model']}, {v['gain_adu_per_e']:.3g} ADU/e⁻, "
                  f"read noise {v['read_noise_adu']:.2g} ADU", fontsize=10)  # fmt: skip

@@ -111,8 +111,7 @@ def integrated_gaussian(x0: float, y0: float, sigma: float, size: int) -> np.nda
 @dataclass
 class SpotFits:
     """Per window: position in the window (px), sigma (px), amplitude (total signal) and background per
-    pixel (data units), model images, the residual maker ``I − H`` (residuals = (I − H)·noise to first
-    order), reduced chi-square and success."""
+    pixel (data units), model images, reduced chi-square and success."""
 
     x: np.ndarray
     y: np.ndarray
@@ -120,7 +119,6 @@ class SpotFits:
     amplitude: np.ndarray
     background: np.ndarray
     model: np.ndarray
-    resid_maker: np.ndarray
     chi2: np.ndarray
     ok: np.ndarray
 
@@ -167,9 +165,7 @@ def fit_spots(
     """Fit ``amplitude · integrated Gaussian + background`` to every window at once (batched
     Levenberg–Marquardt; scipy's ``least_squares`` fits one window per call, far too slowly for thousands).
 
-    ``weights`` (N, size, size), inverse variances, make it weighted least squares. ``resid_maker`` lets
-    the caller relate residual moments to the pixels' noise exactly (see
-    :func:`dstorm.estimation.conditions.photon_transfer`). A fit fails (``ok`` False) if it leaves the
+    ``weights`` (N, size, size), inverse variances, make it weighted least squares. A fit fails (``ok`` False) if it leaves the
     central ±1.5 px, hits a sigma bound or has a non-positive amplitude.
     """
     n, size, _ = windows.shape
@@ -200,9 +196,6 @@ def fit_spots(
         lam = np.where(better, lam / 3, lam * 4)
         if np.all(np.abs(step) < 1e-6 * (np.abs(p) + 1e-3)):
             break
-    cov = np.linalg.pinv(np.einsum("npi,npj->nij", jac * w[:, :, None], jac))
-    hat = np.einsum("npi,nij,nqj->npq", jac, cov, jac * w[:, :, None])  # J (JᵀWJ)⁻¹ JᵀW
-    resid_maker = np.eye(size * size)[None] - hat
     chi2 = cost / (size * size - 5)
     ok = (
         (np.abs(p[:, 0] - size / 2) < 1.5) & (np.abs(p[:, 1] - size / 2) < 1.5)
@@ -210,5 +203,5 @@ def fit_spots(
     )  # fmt: skip
     return SpotFits(
         x=p[:, 0], y=p[:, 1], sigma=p[:, 2], amplitude=p[:, 3], background=p[:, 4], model=model,
-        resid_maker=resid_maker, chi2=chi2, ok=ok,
+        chi2=chi2, ok=ok,
     )  # fmt: skip

@@ -18,6 +18,7 @@ BENCH = REPO / "scripts" / "benchmarks"
         ("reconstruct_speed.py", ["--frames", "12", "--upsampling", "1", "--train-steps", "0"], "| 12 |"),
         ("plan_speed.py", ["--acquisitions", "4", "--repeats", "1"], "| 4 | half simulated | 1 |"),
         ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016"], "| epfl2016 | 1 | emccd |"),
+        ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016", "--repeats", "2"], "| epfl2016 | 1 | 2/2 |"),
     ],
 )
 def test_benchmark_prints_its_table(script, args, expected):

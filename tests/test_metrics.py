@@ -188,3 +188,11 @@ def test_ssim_equals_scikit_image():
     a = gaussian_filter(rng.random((100, 90)), 2)
     b = a + 0.05 * rng.normal(size=a.shape)
     assert ssim(a, b, data_range=1.0) == pytest.approx(0.46424707583234875, rel=1e-9)
+
+
+def test_benchmark_curves_are_labelled_by_training_density():
+    from dstorm.evaluation.evaluate import _model_label
+
+    assert _model_label(2.0, "results/train/d/density_2/model.pt") == "trained at 2/µm²"
+    assert _model_label(float("nan"), "results/train/d/density_estimated/model.pt") == "trained at the estimated density"
+    assert _model_label(float("nan"), "/models/shared_by_a_colleague.pt") == "shared_by_a_colleague.pt"

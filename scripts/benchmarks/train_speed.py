@@ -1,11 +1,16 @@
 """Benchmark of the network: forward and forward+backward time per 208×208 patch (U = 8, 26-px patches).
 
 Usage:  .venv/bin/python scripts/benchmarks/train_speed.py [--batch 16] [--repeats 5] [--device cpu|cuda]
+        [--memory] [--recipe-epochs N [--recipe-steps 400]]
 
 Batch 16 (the reference recipe), fp32, in three variants: the default NCHW memory layout, channels_last,
 and channels_last + torch.compile; on CUDA also bf16-mixed (autocast). FLOPs are counted by
 torch.utils.flop_counter on one forward and one forward+backward step; GFLOP/s = FLOPs / median time.
 A training step is forward, the Deep-STORM loss, backward and an Adam step.
+
+--recipe-epochs N runs the whole training loop (batches built on the device, steps, validation,
+checkpoints) of the reference recipe on the official 10,000-patch training set for N epochs, in fp32 and
+in 16-mixed where a GPU is visible, and projects the reference recipe's 100 epochs from the steady epochs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -122,6 +128,35 @@ def official_memory_child(out: str) -> None:
     print(f"{meta['n_patches']}\t{rss:.0f}\t{time.perf_counter() - t0:.0f}")
 
 
+def recipe_loop(epochs: int, steps: int) -> None:
+    """Seconds per epoch of the reference recipe's training loop, and its projected 100 epochs."""
+    import tempfile
+
+    import pandas as pd
+
+    from common import dataset
+    from dstorm.simulation.simulate import simulate_training_set
+    from dstorm.training import DEFAULT_RECIPE, train_model
+
+    precisions = ["32", "16-mixed"] if torch.cuda.is_available() else ["32"]
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    with tempfile.TemporaryDirectory() as out:
+        meta = simulate_training_set(
+            dataset(), density=6, frames_path=f"{out}/f.tif", ground_truth_path=f"{out}/gt.csv", patches_path=f"{out}/p.npz"
+        )
+        print(f"\nReference recipe's training loop, {meta['n_patches']} patches of 26 px at U = 8, {where}: "
+              f"{epochs} epochs of {steps} steps of {DEFAULT_RECIPE['batch_size']}\n")  # fmt: skip
+        print(f"| precision | first epoch s | later epochs s (median) | projected {DEFAULT_RECIPE['epochs']} epochs, min |")
+        print("|---|---|---|---|")
+        for precision in precisions:
+            train_model(f"{out}/p.npz", f"{out}/m.pt", f"{out}/h.csv", f"{out}/h.png", checkpoint_dir=f"{out}/ck{precision}",
+                        recipe={"epochs": epochs, "steps_per_epoch": steps, "precision": precision})  # fmt: skip
+            per_epoch = pd.read_csv(f"{out}/h.csv")["seconds"].to_numpy()[1:]  # each epoch's, with its validation
+            steady = float(np.median(per_epoch[1:])) if len(per_epoch) > 1 else float(per_epoch[0])
+            total = per_epoch[0] + steady * (DEFAULT_RECIPE["epochs"] - 1)
+            print(f"| {precision} | {per_epoch[0]:.1f} | {steady:.1f} | {total / 60:.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -131,6 +166,8 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--memory", action="store_true", help="also measure the official recipe's peak RSS")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--recipe-epochs", type=int, default=0, help="also time N epochs of the reference recipe's loop")
+    parser.add_argument("--recipe-steps", type=int, default=400, help="steps per epoch for --recipe-epochs (the recipe's 400)")
     args = parser.parse_args()
     if args.memory_child:
         official_memory_child(args.memory_child)
@@ -162,6 +199,8 @@ def main() -> None:
             __file__, "--memory-child", "Train stage on the official training set (10,000 patches of 26 px at U = 8), fresh process",
             ["patches", "peak RSS, MiB", "train_model wall time, s (5 steps + validation + calibration)"],
         )  # fmt: skip
+    if args.recipe_epochs:
+        recipe_loop(args.recipe_epochs, args.recipe_steps)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ The estimator needs only the frames (in ADU) and the camera pixel size:
    the background and leaves the noise; its variance against the local mean over every pixel position
    gives the line ``var = k·m + B`` (:func:`noise_line`). It needs no background region and no isolated
    spot, so it holds at any density.
-3. **Background samples.** Pixel-frames whose neighbours (5 × 5, the pixel itself left out) show no
+3. **Background samples.** Pixel-frames whose 8 neighbours (the pixel itself left out) show no
    signal (:func:`quiet_neighbourhood`): their cumulants κ1 (mean), κ2 (variance), κ3 (third cumulant),
    pooled per pixel over time with each pixel's own mean removed. Chosen without looking at the pixel
    itself, they are pure background noise even where spots crowd, and κ3 is not clipped.
@@ -67,6 +67,14 @@ class Estimates:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
+#: Frames processed at a time where a whole stack's temporaries would be large.
+CHUNK_FRAMES = 64
+
+
+def _chunks(t: int):
+    return (slice(first, first + CHUNK_FRAMES) for first in range(0, t, CHUNK_FRAMES))
+
+
 #: Order of the binomial difference filter that isolates the noise (see :func:`noise_line`).
 NOISE_FILTER_ORDER = 6
 
@@ -119,18 +127,19 @@ def noise_line(frames: np.ndarray, *, order: int = NOISE_FILTER_ORDER, saturatio
     t = len(frames)
     sums = np.zeros((t, 5))
     xs, vs = [], []
-    for first in range(0, t, 64):
-        chunk = frames[first : first + 64]
+    stride = max(1, t * (frames.shape[1] - order) * (frames.shape[2] - order) // 200_000)
+    for part in _chunks(t):
+        chunk = frames[part]
         v = apply(chunk, h) ** 2 / norm
         x = apply(chunk, h**2) / norm
         ok = np.ones_like(x, dtype=bool)
         if saturation is not None:
             ok = ~ndimage.maximum_filter(chunk >= saturation, size=(1, order + 1, order + 1))[inner]
         x, v = np.where(ok, x, 0.0), np.where(ok, v, 0.0)
-        sums[first : first + 64] = np.stack([ok.sum(axis=(1, 2)), x.sum(axis=(1, 2)), v.sum(axis=(1, 2)),
-                                             (x**2).sum(axis=(1, 2)), (x * v).sum(axis=(1, 2))], axis=1)  # fmt: skip
-        xs.append(x[ok][::7])  # every 7th position for the figure's binned curve
-        vs.append(v[ok][::7])
+        sums[part] = np.stack([ok.sum(axis=(1, 2)), x.sum(axis=(1, 2)), v.sum(axis=(1, 2)),
+                               (x**2).sum(axis=(1, 2)), (x * v).sum(axis=(1, 2))], axis=1)  # fmt: skip
+        xs.append(x[ok][::stride])  # about 200 000 positions for the figure's binned curve
+        vs.append(v[ok][::stride])
     slope, intercept = NoiseLine.fit(sums.sum(axis=0))
     x, v = np.concatenate(xs), np.concatenate(vs)
     order_ = np.argsort(x)
@@ -139,17 +148,22 @@ def noise_line(frames: np.ndarray, *, order: int = NOISE_FILTER_ORDER, saturatio
     return NoiseLine(float(slope), float(intercept), int(sums[:, 0].sum()), sums, curve)
 
 
-def power_sums(frames: np.ndarray, free: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Per frame and pixel, the powers 0–3 of ``frames − centre`` where ``free`` (zero elsewhere):
-    (4, T, H·W). Summed over frames (or weighted by a bootstrap's frame counts) they give each pixel's
-    temporal cumulants in :func:`pooled_cumulants`."""
-    d = np.where(free, frames - centre, 0.0).reshape(len(frames), -1)
-    f = free.reshape(len(frames), -1).astype(np.float64)
-    return np.stack([f, d, d**2, d**3])
+def power_sums(frames: np.ndarray, free: np.ndarray, centre: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """Sums over frames of the powers 0–3 of ``frames − centre`` where ``free``, per pixel: (4, H·W); with
+    ``counts`` (B, T), a bootstrap's frame multiplicities, one sum per replicate: (4, B, H·W). They give
+    each pixel's temporal cumulants in :func:`pooled_cumulants`."""
+    t = len(frames)
+    total = 0.0
+    for part in _chunks(t):
+        d = np.where(free[part], frames[part] - centre, 0.0).reshape(len(frames[part]), -1)
+        powers = np.stack([free[part].reshape(len(d), -1).astype(np.float64), d, d**2, d**3])
+        total = total + (powers.sum(axis=1) if counts is None else counts[:, part] @ powers)
+    return total
 
 
-def pooled_cumulants(sums: np.ndarray, min_samples: int = 5) -> tuple[np.ndarray, ...]:
-    """Pooled per-pixel k-statistics κ1, κ2, κ3 from power sums (4, ..., pixels), and the samples used.
+def pooled_cumulants(sums: np.ndarray, centre: np.ndarray | float = 0.0, min_samples: int = 5) -> tuple[np.ndarray, ...]:
+    """Pooled per-pixel k-statistics κ1, κ2, κ3 from power sums (4, ..., pixels) about ``centre`` (per
+    pixel), and the samples used.
 
     Each pixel's own mean is removed, so a spatially varying background does not inflate the variance;
     the cumulants are linear in the pixel's photon level, so their sample-weighted means keep the camera's
@@ -165,37 +179,43 @@ def pooled_cumulants(sums: np.ndarray, min_samples: int = 5) -> tuple[np.ndarray
     w = np.where(use, n, 0.0)
     total = w.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (
-            (w * mean).sum(axis=-1) / total, (w * k2).sum(axis=-1) / total, (w * k3).sum(axis=-1) / total, total,
-        )  # fmt: skip
+        k1 = (w * (mean + np.ravel(centre))).sum(axis=-1) / total
+        return k1, (w * k2).sum(axis=-1) / total, (w * k3).sum(axis=-1) / total, total
 
 
 def background_moments(frames: np.ndarray, free: np.ndarray, min_samples: int = 5) -> dict[str, Any]:
     """Pooled per-pixel temporal cumulants of the background samples ``free`` (see :func:`pooled_cumulants`),
     in ADU, and each pixel's mean (NaN where it has fewer than ``min_samples``)."""
     n = free.sum(axis=0)
-    mean_map = np.where(n >= min_samples, np.where(free, frames, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    total = sum(np.where(free[part], frames[part], 0.0).sum(axis=0) for part in _chunks(len(frames)))
+    mean_map = np.where(n >= min_samples, total / np.maximum(n, 1), np.nan)
     centre = np.nan_to_num(mean_map, nan=float(np.nanmean(mean_map)) if np.isfinite(mean_map).any() else 0.0)
-    k1, k2, k3, samples = pooled_cumulants(power_sums(frames, free, centre).sum(axis=1), min_samples)
-    k1 = k1 + float(np.sum(centre.ravel() * np.where(n.ravel() >= min_samples, n.ravel(), 0)) / max(samples, 1))
+    k1, k2, k3, samples = pooled_cumulants(power_sums(frames, free, centre), centre, min_samples)
     return {"k1": float(k1), "k2": float(k2), "k3": float(k3), "samples": int(samples),
             "pixels": int((n >= min_samples).sum()), "mean_map": mean_map, "centre": centre}  # fmt: skip
 
 
-def quiet_neighbourhood(frames: np.ndarray, level: np.ndarray, variance: np.ndarray, *, radius: int = 2, threshold: float = 3.0) -> np.ndarray:
+def quiet_neighbourhood(frames: np.ndarray, level: np.ndarray, variance: np.ndarray, *, radius: int = 1, threshold: float = 1.5) -> np.ndarray:
     """Pixel-frames whose neighbours show no signal: the mean of the (2·radius + 1)² square around the
     pixel, the pixel itself left out, lies within ``threshold`` standard errors of the background
     ``level`` (H, W) whose per-pixel noise ``variance`` is given.
 
-    The pixel's own value takes no part in its choice, so its chosen samples are pure background noise with
+    The pixel's own value takes no part in its choice, so its chosen samples are background noise with
     unbiased cumulants (choosing on the value itself would clip the noise's tail and bias κ3). An emitter
-    near enough to put a photon into the pixel puts hundreds into its neighbours and is not missed, as
-    spot detection misses emitters merged into a brighter neighbour's blob where spots crowd."""
+    near enough to put a photo-electron into the pixel (≈ 3.5 px for σ ≈ 1.1 px) puts tens into its nearest
+    neighbours and is not missed, as spot detection misses emitters merged into a brighter neighbour's blob
+    where spots crowd. What light is left biases the offset only through its spread (o − G·κ3 of the
+    left-over photo-electrons; their mean cancels, its shot noise being the camera's too): 3 × 3 and 1.5
+    standard errors keep twice the samples of a 5 × 5 square at 3 and that bias near 0.1·G ADU at 4/µm².
+    """
     size = 2 * radius + 1
-    box = ndimage.uniform_filter(frames, size=(1, size, size), mode="constant") * size**2
     count = ndimage.uniform_filter(np.ones(frames.shape[1:]), size=size, mode="constant") * size**2 - 1
-    neighbours = (box - frames) / count
-    return neighbours - level < threshold * np.sqrt(np.maximum(variance, 0.0) / count)
+    limit = level + threshold * np.sqrt(np.maximum(variance, 0.0) / count)
+    out = np.empty(frames.shape, dtype=bool)
+    for part in _chunks(len(frames)):
+        box = ndimage.uniform_filter(frames[part], size=(1, size, size), mode="constant") * size**2
+        out[part] = (box - frames[part]) / count < limit
+    return out
 
 
 def _level_map(mean_map: np.ndarray, sigma_px: float = 3.0) -> np.ndarray:
@@ -323,13 +343,7 @@ def estimate_conditions(
     # a frame bootstrap of the whole calibration, for its standard errors
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     counts = np.stack([np.bincount(rng.integers(0, t, t), minlength=t) for _ in range(BOOTSTRAP)]).astype(np.float64)
-    sums = np.zeros((4, BOOTSTRAP, h * w))
-    for first in range(0, t, 64):  # (in chunks of frames: the power sums of a whole stack can be large)
-        part = slice(first, first + 64)
-        sums += counts[:, part] @ power_sums(frames[part], free[part], bg["centre"])
-    centre = np.sum(bg["centre"].ravel() * sums[0], axis=-1) / np.maximum(sums[0].sum(axis=-1), 1)
-    boot_k1, boot_k2, boot_k3, _ = pooled_cumulants(sums)
-    boot_k1 = boot_k1 + centre
+    boot_k1, boot_k2, boot_k3, _ = pooled_cumulants(power_sums(frames, free, bg["centre"], counts), bg["centre"])
     boot_slope, boot_intercept = NoiseLine.fit(counts @ line.frame_sums)
 
     calibrated = bg["samples"] >= MIN_BACKGROUND_SAMPLES and bg["k2"] > 0 and bg["k3"] > 0 and line.slope > 0

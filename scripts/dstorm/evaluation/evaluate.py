@@ -210,6 +210,15 @@ def _read_metrics(path) -> dict:
     return {k: (float("nan") if v is None else v) for k, v in data.items()}
 
 
+def _model_label(density, model) -> str:
+    """'trained at 2/µm²', 'trained at the estimated density' (a model of .../density_estimated/), or the
+    model file's name (a model given by path)."""
+    if isinstance(density, (int, float)) and math.isfinite(density):
+        return f"trained at {density:g}/µm²"
+    path = Path(str(model))
+    return "trained at the estimated density" if path.parent.name == "density_estimated" else path.name
+
+
 def benchmark_table(metrics_files: list[str], out_csv: str, out_png: str, *, title: str = "") -> pd.DataFrame:
     """The density benchmark of one dataset: one row per (acquisition, model) from their metrics files,
     written as CSV and drawn as the paper's figure (metric against ground-truth density, a curve per model)."""
@@ -218,10 +227,7 @@ def benchmark_table(metrics_files: list[str], out_csv: str, out_png: str, *, tit
     table["density_per_um2"] = table["gt_density_per_um2"]
     columns = ["acquisition", "model_density", "model", "density_per_um2", *LOCALIZATION_METRICS, *IMAGE_METRICS, "frc_resolution_nm"]
     table = table.reindex(columns=columns).sort_values(["model_density", "density_per_um2"], na_position="last")
-    table["model"] = [
-        f"trained at {d:g}/µm²" if isinstance(d, (int, float)) and math.isfinite(d) else Path(str(m)).name
-        for d, m in zip(table["model_density"], table["model"])
-    ]
+    table["model"] = [_model_label(d, m) for d, m in zip(table["model_density"], table["model"])]
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     figures.benchmark_figure(out_png, table, title=title)

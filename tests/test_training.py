@@ -115,6 +115,8 @@ def test_bad_model_files_give_clear_errors(tmp_path):
     fields = dict(upsampling_factor=8, normalization={"mean": 0.1, "std": 0.2}, weighting_factor=100.0, pixel_size_nm=100.0)
     save_model(tmp_path / "good.pt", net, "deepstorm", **fields)
     data = (tmp_path / "good.pt").read_bytes()
+    save_model(tmp_path / "again.pt", net, "deepstorm", **fields)
+    assert (tmp_path / "again.pt").read_bytes() == data  # the same model gives the same bytes, whatever the file name
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"truncated.pt: not a readable Deep-STORM model file"):
         load_model(tmp_path / "truncated.pt")

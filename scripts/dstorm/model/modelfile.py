@@ -61,8 +61,10 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, architecture: str,
         "versions": package_versions(),
         **fields,
     }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: given a path, torch.save names the archive's folder after the (temporary,
+    # random) file name, so the same model would give different bytes each time
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 @dataclass

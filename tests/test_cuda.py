@@ -26,8 +26,8 @@ from dstorm.training import train_model  # noqa: E402
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
 
 
-def train_on(device: str, folder: Path, precision: str) -> tuple[Path, pd.DataFrame, dict]:
-    """A short training at U = 4 on ``device``; returns the model file, its history and its record."""
+def train_on_gpu(folder: Path, precision: str) -> tuple[Path, pd.DataFrame, dict]:
+    """A short training at U = 4 on the GPU; returns the model file, its history and its record."""
     ds = dataset()
     ds["training_set"].update(upsampling_factor=4, patch_size_px=16, frames=20, patches_per_frame=100, max_patches=2000, min_emitters=3)
     patches = folder / "patches.npz"
@@ -35,14 +35,14 @@ def train_on(device: str, folder: Path, precision: str) -> tuple[Path, pd.DataFr
     recipe = {"epochs": 6, "steps_per_epoch": 100, "batch_size": 16, "validation_fraction": 0.1, "precision": precision}
     model = folder / "model.pt"
     record = train_model(str(patches), str(model), str(folder / "h.csv"), str(folder / "h.png"), checkpoint_dir=str(folder / "ck"),
-                         recipe=recipe, accelerator="gpu" if device == "cuda" else "cpu")  # fmt: skip
+                         recipe=recipe, accelerator="gpu")  # fmt: skip
     return model, pd.read_csv(folder / "h.csv"), record
 
 
 @pytest.fixture(scope="module")
 def gpu_model(tmp_path_factory):
     torch.cuda.reset_peak_memory_stats()
-    model, history, record = train_on("cuda", tmp_path_factory.mktemp("train"), "16-mixed")
+    model, history, record = train_on_gpu(tmp_path_factory.mktemp("train"), "16-mixed")
     return model, history, record, torch.cuda.max_memory_allocated()
 
 

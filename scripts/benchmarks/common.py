@@ -61,11 +61,12 @@ def dataset(camera: str = "epfl2016", structure: str = "uniform", background_var
     }  # fmt: skip
 
 
-def child_table(script: str, flag: str, title: str, header: list[str]) -> None:
-    """Run ``script flag TMPDIR`` in a fresh process (so its peak memory is its own) and print its last
-    output line, tab-separated values, as a one-row Markdown table under ``title``."""
+def child_table(script: str, flag: str, title: str, header: list[str], arg: str | None = None) -> None:
+    """Run ``script flag ARG`` in a fresh process (so its peak memory is its own; ARG is ``arg``, or else a
+    temporary folder for its files) and print its last output line, tab-separated values, as a one-row
+    Markdown table under ``title``."""
     with tempfile.TemporaryDirectory() as out:
-        result = subprocess.run([sys.executable, script, flag, out], check=True, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, script, flag, arg or out], check=True, capture_output=True, text=True)
     values = result.stdout.strip().splitlines()[-1].split("\t")
     print(f"\n{title}\n")
     print("| " + " | ".join(header) + " |")

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dataset  # noqa: E402
+from common import child_table, dataset, peak_rss_mib  # noqa: E402
 from dstorm.estimation.conditions import estimate_conditions  # noqa: E402
 from dstorm.estimation.run import typed_camera  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
@@ -37,13 +37,19 @@ from dstorm.simulation.simulate import Simulator  # noqa: E402
 TARGETS = {"sigma": 0.10, "photons": 0.20, "background": 0.15, "offset": 2.0, "gain": 0.15, "density": 0.25}
 
 
-def condition(camera: str, density: float, frames: int, seed: int, typed: str = "") -> tuple[dict, dict, float]:
+def simulate(camera: str, density: float, frames: int, seed: int, size: int = 64):
+    """The benchmark's acquisition: (dataset, drawn emitters and background, stack in ADU)."""
     ds = dataset(camera, "uniform", background_variation=0.2)
     ds["seed"] = seed
+    ds["frame_size_px"] = [size, size]
     sim = Simulator(ds)
     rngs = sim.streams("estimate-accuracy", camera, str(density))
     drawn = sim.draw(rngs, density=density, n_frames=frames)
-    stack = np.concatenate(list(sim.frames(drawn, frames, rngs["camera"])))
+    return ds, drawn, np.concatenate(list(sim.frames(drawn, frames, rngs["camera"])))
+
+
+def condition(camera: str, density: float, frames: int, seed: int, typed: str = "") -> tuple[dict, dict, float]:
+    ds, drawn, stack = simulate(camera, density, frames, seed)
     cam = ds["camera"]
     qe = cam["quantum_efficiency"]
     truth = {
@@ -79,11 +85,16 @@ def condition(camera: str, density: float, frames: int, seed: int, typed: str = 
     return truth, found, seconds
 
 
+def error(key: str, truth: dict, found: dict) -> float:
+    """The estimate's error: absolute for the offset (ADU), relative for the others."""
+    return found[key] - truth[key] if key == "offset" else (found[key] - truth[key]) / truth[key]
+
+
 def cell(key: str, truth: dict, found: dict) -> str:
     t, f = truth[key], found[key]
     if not np.isfinite(f):
         return f"{t:.4g} / – *"
-    err = f - t if key == "offset" else (f - t) / t
+    err = error(key, truth, found)
     bad = abs(err) > TARGETS[key]
     text = f"{err:+.1f} ± {found['offset_se']:.1f} ADU" if key == "offset" else f"{100 * err:+.0f} %"
     return f"{t:.4g} / {f:.4g} ({text}){' *' if bad else ''}"
@@ -106,7 +117,6 @@ def shared_demo(folder: Path) -> None:
 
 
 def memory_child(path: str) -> None:
-    from common import peak_rss_mib
     from dstorm.estimation.run import read_frames
 
     t0 = time.perf_counter()
@@ -117,25 +127,17 @@ def memory_child(path: str) -> None:
 
 def memory(size: int) -> None:
     """Wall time and peak RSS of the estimate (reading included) for 500 frames of size × size px."""
-    import subprocess
     import tempfile
 
     from dstorm.io import write_stack
 
-    ds = dataset("epfl2016", "uniform", background_variation=0.2)
-    ds["frame_size_px"] = [size, size]
-    sim = Simulator(ds)
-    rngs = sim.streams("estimate-memory", str(size))
-    drawn = sim.draw(rngs, density=2.0, n_frames=500)
-    stack = np.concatenate(list(sim.frames(drawn, 500, rngs["camera"])))
+    _, _, stack = simulate("epfl2016", 2.0, 500, 0, size)
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/stack.tif"
         write_stack(path, stack, shape=stack.shape, dtype=np.uint16, pixel_size_nm=100)
         del stack
-        out = subprocess.run([sys.executable, __file__, "--memory-child", path], check=True, capture_output=True, text=True)
-    values = out.stdout.strip().splitlines()[-1].split("\t")
-    print("\n| frames | frame size, px | wall time, s | peak RSS, MiB |\n|---|---|---|---|")
-    print("| " + " | ".join(values) + " |")
+        child_table(__file__, "--memory-child", "Estimate of one stack, reading included, fresh process",
+                    ["frames", "frame size, px", "wall time, s", "peak RSS, MiB"], arg=path)  # fmt: skip
 
 
 def repeated(camera: str, density: float, args) -> str:
@@ -146,7 +148,7 @@ def repeated(camera: str, density: float, args) -> str:
         truth, found, _ = condition(camera, density, args.frames, seed, args.typed)
         kinds += found["model"] == truth["model"]
         se.append(found["offset_se"])
-        err = {k: found[k] - truth[k] if k == "offset" else (found[k] - truth[k]) / truth[k] for k in TARGETS}
+        err = {k: error(k, truth, found) for k in TARGETS}
         missed += any(not abs(e) <= TARGETS[k] for k, e in err.items()) or found["model"] != truth["model"]
         for k, e in err.items():
             errors[k].append(e)

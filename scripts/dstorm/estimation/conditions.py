@@ -152,11 +152,11 @@ def power_sums(frames: np.ndarray, free: np.ndarray, centre: np.ndarray, counts:
     """Sums over frames of the powers 0–3 of ``frames − centre`` where ``free``, per pixel: (4, H·W); with
     ``counts`` (B, T), a bootstrap's frame multiplicities, one sum per replicate: (4, B, H·W). They give
     each pixel's temporal cumulants in :func:`pooled_cumulants`."""
-    t = len(frames)
     total = 0.0
-    for part in _chunks(t):
-        d = np.where(free[part], frames[part] - centre, 0.0).reshape(len(frames[part]), -1)
-        powers = np.stack([free[part].reshape(len(d), -1).astype(np.float64), d, d**2, d**3])
+    for part in _chunks(len(frames)):
+        f = free[part].reshape(len(free[part]), -1)
+        d = np.where(f, (frames[part] - centre).reshape(f.shape), 0.0)
+        powers = np.stack([f.astype(np.float64), d, d**2, d**3])
         total = total + (powers.sum(axis=1) if counts is None else counts[:, part] @ powers)
     return total
 

@@ -226,7 +226,7 @@ def test_a_dataset_with_only_a_tiff_and_a_pixel_size_trains_and_reconstructs(tmp
     doc = json.loads((tmp_path / "results/estimate/mine/conditions.json").read_text())
     assert doc["values"]["camera_model"] == "emccd"
     assert doc["values"]["psf_sigma_nm"] == pytest.approx(110.5, rel=0.1)
-    meta_log = (tmp_path / "results/logs/simulate/mine_density_estimated.log").read_text()
+    meta_log = (tmp_path / "results/logs/simulate/mine/density_estimated.log").read_text()
     assert "density_" in meta_log or "patches" in meta_log
     table = pd.read_csv(tmp_path / "results/estimate/mine/conditions.csv")
     assert "psf.sigma_nm" in set(table["key"])

@@ -44,6 +44,20 @@ def test_bad_localization_tables_name_the_file(tmp_path):
         read_localizations(tmp_path / "zero.csv")
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_localizations(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.csv: empty file \(0 bytes\)"):
+        read_localizations(tmp_path / "empty.csv")
+
+
+def test_a_non_numeric_cell_is_named_by_file_row_and_column(tmp_path):
+    (tmp_path / "text.csv").write_text('"frame","x [nm]","y [nm]"\n1,2,3\n2,abc,4\n3,5,\n')
+    with pytest.raises(ValueError, match=r"text.csv: row 2 \(line 3\), column 'x \[nm\]': 'abc' is not a finite number"):
+        read_localizations(tmp_path / "text.csv")
+    (tmp_path / "gap.csv").write_text('"frame","x [nm]","y [nm]"\n1,2,3\n3,5,\n')
+    with pytest.raises(ValueError, match=r"gap.csv: row 2 \(line 3\), column 'y \[nm\]': an empty cell"):
+        read_localizations(tmp_path / "gap.csv")
+    (tmp_path / "header.csv").write_text('"frame","x [nm]","y [nm]"\n')
+    assert len(read_localizations(tmp_path / "header.csv")) == 0  # no emitters is a valid table
 
 
 def test_stack_is_an_imagej_tiff_with_pixel_size(tmp_path):

@@ -127,6 +127,9 @@ def bad_inputs(tmp_path):
     write_tif(tmp_path / "good.tif", good)
     blob = (tmp_path / "good.tif").read_bytes()
     (tmp_path / "truncated.tif").write_bytes(blob[: len(blob) // 2])
+    write_tif(tmp_path / "imagej.tif", good, imagej=True, metadata={"axes": "TYX"})
+    blob = (tmp_path / "imagej.tif").read_bytes()
+    (tmp_path / "truncated_imagej.tif").write_bytes(blob[: int(len(blob) * 0.6)])
     (tmp_path / "garbage.tif").write_bytes(b"this is not a TIFF file at all" * 10)
     write_tif(tmp_path / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
     write_tif(tmp_path / "channels.tif", np.zeros((2, 3, 32, 32), np.uint16), imagej=True, metadata={"axes": "TCYX"})
@@ -138,8 +141,9 @@ def bad_inputs(tmp_path):
     inf[0, 0, 0] = np.inf
     write_tif(tmp_path / "inf.tif", inf)
     return {
-        "truncated.tif": "unreadable or truncated TIFF",
-        "garbage.tif": "unreadable or truncated TIFF",
+        "truncated.tif": "truncated TIFF: 6 frames declared, the file ends inside frame 4",
+        "truncated_imagej.tif": "the file declares 6 frames but 1 can be read",
+        "garbage.tif": "not a readable TIFF",
         "rgb.tif": "RGB/colour data",
         "channels.tif": "3 channels",
         "odd.tif": "frames of 31×32 px do not fit the model: at U = 4 the sides become 124×128",
@@ -158,6 +162,34 @@ def test_each_bad_input_is_a_clear_error_naming_the_file_and_leaves_no_output(tm
             reconstruct(str(tmp_path / "in" / name), str(untrained_model), outputs(out), pixel_size_nm=100.0, batch_size=2)
         assert str(err.value).startswith(str(tmp_path / "in" / name) + ":") and message in str(err.value), str(err.value)
         assert list(out.iterdir()) == [], f"{name}: partial output left behind"
+
+
+def test_a_truncated_imagej_stack_is_refused_not_read_as_one_frame(tmp_path):
+    """tifffile logs an error for a cut ImageJ file and offers its first page alone: that must be a failure
+    naming the frames declared and found, not a one-frame stack."""
+    data = np.arange(30 * 32 * 32, dtype=np.uint16).reshape(30, 32, 32)
+    write_tif(tmp_path / "s.tif", data, imagej=True, metadata={"axes": "TYX"})
+    blob = (tmp_path / "s.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(blob[: int(len(blob) * 0.6)])
+    with tifffile.TiffFile(tmp_path / "cut.tif") as tif:
+        assert tif.series[0].shape == (32, 32)  # what tifffile alone would give
+    with pytest.raises(StackError, match=r"cut.tif: the file declares 30 frames but 1 can be read"):
+        TiffStack(tmp_path / "cut.tif")
+    # a declared count larger than the pages, in a file that is otherwise whole
+    (tmp_path / "declared.tif").write_bytes(blob.replace(b"images=30", b"images=40").replace(b"frames=30", b"frames=40"))
+    with pytest.raises(StackError, match=r"declared.tif: the file declares 40 frames but 30 can be read"):
+        TiffStack(tmp_path / "declared.tif")
+    with TiffStack(tmp_path / "s.tif") as whole:
+        assert whole.n_frames == whole.declared_frames() == 30
+
+
+def test_an_ome_channel_axis_is_refused_but_a_plain_imagej_stack_is_frames(tmp_path):
+    write_tif(tmp_path / "two.ome.tif", np.zeros((2, 16, 16), np.uint16), ome=True, metadata={"axes": "CYX"})
+    with pytest.raises(StackError, match=r"two.ome.tif: 2 channels \(axes CYX\)"):
+        TiffStack(tmp_path / "two.ome.tif")
+    write_tif(tmp_path / "ij.tif", np.zeros((5, 16, 16), np.uint16), imagej=True)  # tifffile calls its axis C
+    with TiffStack(tmp_path / "ij.tif") as stack:
+        assert stack.n_frames == 5
 
 
 def test_zero_frames_is_a_clear_error(tmp_path, monkeypatch):

@@ -177,7 +177,7 @@ def test_a_cancelled_training_job_is_resubmitted_and_resumes_from_its_checkpoint
     assert rc == 0, out[-6000:]
     train_jobs = submitted(out)["rule_train"]
     assert len(train_jobs) == 2 and train_jobs[0] == cancelled["job"], out[-4000:]  # submitted again after the cancel
-    log = (tmp_path / "results" / "logs" / "train" / "t_density_6.log").read_text()
+    log = (tmp_path / "results" / "logs" / "train" / "t" / "density_6.log").read_text()
     assert f"SLURM job {train_jobs[1]} on " in log
     assert "resuming from" in log and "last.ckpt" in log
     history = pd.read_csv(tmp_path / "results" / "train" / "t" / "density_6" / "history.csv")

@@ -89,18 +89,18 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     assert model.predict(frames[:2]).shape == (2, 128, 128)  # U = 2
     history = pd.read_csv(tmp_path / "results" / "train" / "t" / "density_6" / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
-    train_log = (tmp_path / "results" / "logs" / "train" / "t_density_6.log").read_text()
+    train_log = (tmp_path / "results" / "logs" / "train" / "t" / "density_6.log").read_text()
     assert "epoch 2/2 step 2/2 loss" in train_log
     for acq in ("acq", "acq2", "user"):
         recon = tmp_path / "results" / "reconstruct" / "t" / acq
         assert sorted(p.name for p in recon.iterdir()) == sorted(RECONSTRUCTION_FILES + ["predictions.tif"])
         assert tifffile.imread(recon / "super_resolution.tif").shape == (128, 128)
         assert pd.read_csv(recon / "localizations.csv").columns[1:4].tolist() == ["frame", "x [nm]", "y [nm]"]
-    assert "frames 5/5" in (tmp_path / "results" / "logs" / "reconstruct" / "t_acq.log").read_text()
+    assert "frames 5/5" in (tmp_path / "results" / "logs" / "reconstruct" / "t" / "acq.log").read_text()
     assert tifffile.imread(tmp_path / "results" / "reconstruct" / "t" / "acq" / "predictions.tif").shape == (5, 128, 128)
     assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
-    assert (tmp_path / "results" / "logs" / "simulate" / "t_density_6.log").read_text().strip()
-    assert (tmp_path / "results" / "benchmarks" / "simulate" / "t_acq.tsv").exists()
+    assert (tmp_path / "results" / "logs" / "simulate" / "t" / "density_6.log").read_text().strip()
+    assert (tmp_path / "results" / "benchmarks" / "simulate" / "t" / "acq.tsv").exists()
 
     # evaluation: metrics against ground truth where there is one, FRC everywhere, the benchmark and summary
     ev = tmp_path / "results" / "evaluate" / "t"
@@ -162,7 +162,7 @@ def test_one_failing_dataset_does_not_stop_the_others(tmp_path):
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "no patch of 26 px holds min_emitters=60" in out
-    assert "broken.tif" in (tmp_path / "results" / "logs" / "reconstruct" / "t_broken.log").read_text()
+    assert "broken.tif" in (tmp_path / "results" / "logs" / "reconstruct" / "t" / "broken.log").read_text()
     assert (tmp_path / "results" / "simulate" / "t" / "density_6" / "patches.npz").exists()
     assert not (tmp_path / "results" / "simulate" / "bad" / "density_0.1").exists() or not any(
         (tmp_path / "results" / "simulate" / "bad" / "density_0.1").iterdir()
@@ -172,7 +172,7 @@ def test_one_failing_dataset_does_not_stop_the_others(tmp_path):
     )  # no partial output
     summary = pd.read_csv(tmp_path / "results" / "summary.csv").set_index("acquisition")
     assert summary.loc["acq", "status"] == "ok" and 0 <= summary.loc["acq", "jaccard"] <= 1
-    assert summary.loc["broken", "status"] == "failed: reconstruct (see results/logs/reconstruct/t_broken.log)"
+    assert summary.loc["broken", "status"] == "failed: reconstruct (see results/logs/reconstruct/t/broken.log)"
     assert pd.isna(summary.loc["broken", "jaccard"])
     assert "1 failed" in out
 
@@ -191,3 +191,65 @@ def test_a_dataset_with_a_given_model_needs_no_simulation_or_training(tmp_path):
     out = result.stdout + result.stderr
     assert "simulate_training_set" not in out and "rule train" not in out and "train  " not in out
     assert re.search(r"simulate_acquisition\s+1\b", out)  # the test acquisition is still simulated
+
+
+def test_a_config_file_stands_alone(tmp_path):
+    """`snakemake --configfile my.yaml` from a folder holding config/config.yaml (the repository root) runs
+    my.yaml alone: the demo's datasets are not merged in, and a dataset named `demo` inherits nothing."""
+    (tmp_path / "config").mkdir()
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(demo))
+    n_demo = len(demo["datasets"]["demo"]["acquisitions"])
+    assert n_demo > 1
+    alone = run_snakemake(tmp_path, None, "-n")  # no config file: the embedded demo
+    assert alone.returncode == 0, alone.stderr
+    assert re.search(rf"simulate_acquisition\s+{n_demo}\b", alone.stdout + alone.stderr)
+
+    mine = tiny_config()
+    mine["datasets"]["demo"] = mine["datasets"].pop("t")  # same name as the demo's dataset
+    result = run_snakemake(tmp_path, mine, "-n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert re.search(r"simulate_acquisition\s+1\b", out), out  # only its own acquisition
+    assert "sim_low" not in out and "density_2" not in out
+
+    empty = run_snakemake(tmp_path, {"datasets": {}}, "-n")
+    assert empty.returncode != 0
+    assert "datasets: {} should be non-empty" in empty.stdout + empty.stderr
+
+
+@pytest.mark.slow
+def test_a_rerun_after_kill_9_works_as_written(tmp_path):
+    """snakemake killed with SIGKILL leaves its locks behind; the same command run again removes them (their
+    owner is gone) and finishes, as the README says."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sys.path.insert(0, str(REPO / "scripts" / "benchmarks"))
+    import bad_inputs
+
+    inputs = bad_inputs.make_inputs(tmp_path / "inputs")
+    config = {"datasets": bad_inputs.good_datasets(inputs)}
+    run_snakemake(tmp_path, config, "-n")  # writes config.yaml
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "workflow" / "Snakefile"), "-d",
+           str(tmp_path), "--cores", "1", "--configfile", str(tmp_path / "config.yaml")]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 120
+    while not list(locks.glob("*.owner.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert list(locks.glob("*.owner.json")), "the run never recorded its locks"
+    time.sleep(1.0)  # a job is under way
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its jobs, as when a node or a terminal dies
+    proc.wait()
+    assert list(locks.glob("*.lock")), "SIGKILL should leave the locks behind"
+
+    again = run_snakemake(tmp_path, config)  # the same command, no --unlock
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "removed the stale lock" in out and "no longer running" in out
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert (summary["status"] == "ok").all()

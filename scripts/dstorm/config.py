@@ -16,6 +16,8 @@ import os
 import zlib
 from typing import Any, Iterator
 
+from dstorm.errors import InputError
+
 __all__ = [
     "CAMERA_PRESETS",
     "ConfigError",
@@ -32,6 +34,7 @@ __all__ = [
     "config_hash",
     "acquisition_names",
     "model_density",
+    "check_keys",
 ]
 
 #: Named cameras. ``ideal`` counts photons exactly; ``epfl2016`` is the EMCCD of the EPFL SMLM 2016
@@ -79,7 +82,7 @@ _EMCCD_ONLY = ("spurious_charge_e", "em_gain")
 _SCMOS_ONLY = ("read_noise_map", "offset_map")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config value that the schema allows but the workflow cannot use; the message names the key."""
 
 
@@ -102,7 +105,7 @@ def density_value(label: str | float | None) -> float | None:
 
 def needs_estimate(dataset: dict[str, Any]) -> bool:
     """A dataset estimates its conditions when it asks to (``estimate``) or names no camera at all."""
-    cam = dataset.get("camera") or {}
+    cam = dataset.get("camera") if isinstance(dataset.get("camera"), dict) else {}
     return "estimate" in dataset or ("preset" not in cam and "model" not in cam and not dataset.get("model"))
 
 
@@ -112,14 +115,16 @@ def prepare_estimates(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ``config`` in place: ``estimate`` (default: all TIFF acquisitions) and, without a training set or model
     file, ``training_set: {densities: [estimated]}``."""
     given = {}
-    for name, ds in (config.get("datasets") or {}).items():
+    datasets = config.get("datasets")
+    for name, ds in (datasets if isinstance(datasets, dict) else {}).items():
         if not isinstance(ds, dict) or not needs_estimate(ds):
             continue
         given[name] = copy.deepcopy({k: ds.get(k) or {} for k in ESTIMATED_SECTIONS})
         est = ds.setdefault("estimate", {}) or {}
         ds["estimate"] = est
-        if "acquisitions" not in est:
-            est["acquisitions"] = [a for a, acq in (ds.get("acquisitions") or {}).items() if isinstance(acq, dict) and "path" in acq]
+        acquisitions = ds.get("acquisitions")
+        if isinstance(est, dict) and "acquisitions" not in est and isinstance(acquisitions, dict):
+            est["acquisitions"] = [a for a, acq in acquisitions.items() if isinstance(acq, dict) and "path" in acq]
         if "training_set" not in ds and not ds.get("model"):
             ds["training_set"] = {"densities": [ESTIMATED]}
     return given
@@ -256,6 +261,51 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _key_errors(node: Any, where: str) -> Iterator[str]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if not isinstance(k, str):
+                kind = {int: "a number", float: "a number", bool: "true/false"}.get(type(k), f"a {type(k).__name__}")
+                yield (
+                    f"{where or 'the config'}: the key {k} was read by YAML as {kind}, not a name; quote it "
+                    f"(e.g. \"{k}\") or begin it with a letter"
+                )
+            else:
+                yield from _key_errors(v, f"{where}.{k}" if where else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _key_errors(v, f"{where}[{i}]")
+
+
+def check_keys(config: dict[str, Any]) -> None:
+    """Before the schema: refuse keys that YAML did not read as text (``1:``, ``001:``, ``2024-05-01:``).
+
+    Names become paths, so ``001`` read as the integer 1 would silently be renamed; a quoted key is a name."""
+    errors = list(_key_errors(config, ""))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _simulates(ds: dict[str, Any]) -> list[str]:
+    """What of a dataset is simulated (and so needs a camera): its training sets and simulated acquisitions."""
+    what = ["training_set"] if "training_set" in ds else []
+    return what + [f"acquisitions.{a}" for a, acq in ds.get("acquisitions", {}).items() if "simulate" in acq]
+
+
+def _collision_errors(config: dict[str, Any]) -> Iterator[str]:
+    from dstorm.paths import config_jobs, job_names
+
+    reported = set()
+    for path, jobs in job_names(config_jobs(config, density_label)).items():
+        names = tuple(sorted({names for _, names in jobs}))
+        if len(jobs) > 1 and names not in reported:
+            reported.add(names)
+            yield (
+                f"{' and '.join(names)} differ only in case: their outputs and logs would be one file on a "
+                f"case-insensitive file system (macOS, Windows), e.g. {path}; rename one"
+            )
+
+
 def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
     def exists(path: str) -> bool:
         return os.path.isfile(path if os.path.isabs(path) else os.path.join(base_dir, path))
@@ -265,8 +315,11 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
         cam = ds.get("camera", {})
         if "estimate" in ds:
             yield from _estimate_errors(key, ds)
-        elif "preset" not in cam and "model" not in cam:
-            yield f"{key}.camera: give a `preset` ({', '.join(CAMERA_PRESETS)}) or a `model` (emccd, scmos)"
+        elif "preset" not in cam and "model" not in cam and _simulates(ds):
+            yield (
+                f"{key}.camera: give a `preset` ({', '.join(CAMERA_PRESETS)}) or a `model` (emccd, scmos) to simulate "
+                f"{', '.join(_simulates(ds))}"
+            )
         model = resolve_camera(cam).get("model")
         wrong = _SCMOS_ONLY if model == "emccd" else _EMCCD_ONLY
         for k in wrong:
@@ -352,6 +405,6 @@ def check_config(config: dict[str, Any], base_dir: str = ".") -> None:
     ``config`` must already be schema-validated with defaults filled in; relative paths are resolved
     against ``base_dir`` (Snakemake's working directory).
     """
-    errors = list(_errors(config, base_dir))
+    errors = list(_errors(config, base_dir)) + list(_collision_errors(config))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from dstorm.errors import InputError, MissingInput
+
 __all__ = [
     "jsonable",
     "LOCALIZATION_COLUMNS",
@@ -41,6 +43,10 @@ LOCALIZATION_COLUMNS = [
     "offset [photon]",
     "bkgstd [photon]",
 ]
+
+
+#: The columns every localisation or ground-truth table needs.
+REQUIRED_COLUMNS = ("frame", "x [nm]", "y [nm]")
 
 
 def jsonable(value):
@@ -109,23 +115,34 @@ def read_localizations(path: str | os.PathLike) -> pd.DataFrame:
     ``[j, j+1)`` pixel widths, centre at ``j + 0.5``).
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"{path}: localisation table not found")
+    if path.stat().st_size == 0:
+        raise InputError(f'{path}: empty file (0 bytes); expected a ThunderSTORM CSV with "frame","x [nm]","y [nm]"')
     try:
         table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: localisation table not found") from None
     except Exception as exc:  # noqa: BLE001 - pandas raises many kinds; one clear message
-        raise ValueError(f"{path}: not a readable CSV table ({exc})") from exc
-    missing = [c for c in ("frame", "x [nm]", "y [nm]") if c not in table.columns]
+        raise InputError(f"{path}: not a readable CSV table ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: missing column(s) {missing}; expected a ThunderSTORM CSV with "
             f'"frame","x [nm]","y [nm]" (found {list(table.columns)})'
         )
-    coords = table[["frame", "x [nm]", "y [nm]"]]
-    if not np.all(np.isfinite(coords.to_numpy(dtype=np.float64))):
-        raise ValueError(f"{path}: frame, x [nm] and y [nm] must be finite numbers")
+    for column in REQUIRED_COLUMNS:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raw = table[column].iloc[bad[0]]
+            shown = "an empty cell (or NaN)" if pd.isna(raw) else repr(str(raw))
+            raise InputError(
+                f"{path}: row {bad[0] + 1} (line {bad[0] + 2}), column {column!r}: {shown} is not a finite number "
+                f"({len(bad)} such value(s) in that column)"
+            )
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = pd.to_numeric(table[column])
     if len(table) and table["frame"].min() < 1:
-        raise ValueError(f"{path}: frames must be numbered from 1 (ThunderSTORM), found {table['frame'].min()}")
+        raise InputError(f"{path}: frames must be numbered from 1 (ThunderSTORM), found {table['frame'].min():g}")
     return table
 
 

@@ -8,6 +8,8 @@ import socket
 import sys
 from pathlib import Path
 
+from dstorm.errors import InputError
+
 __all__ = ["setup_logging"]
 
 
@@ -40,8 +42,14 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> Non
         )  # fmt: skip
 
     def log_uncaught(exc_type, exc, tb):
+        to_stderr = not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in handlers)
+        if issubclass(exc_type, InputError):  # bad input: its one-line message says what to fix; no traceback
+            logging.getLogger("dstorm").error("failed: %s", exc)
+            if to_stderr:
+                print(f"Error: {exc}", file=sys.stderr)
+            return
         logging.getLogger("dstorm").error("failed: %s", exc, exc_info=(exc_type, exc, tb))
-        if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in handlers):
+        if to_stderr:
             sys.__excepthook__(exc_type, exc, tb)
 
     sys.excepthook = log_uncaught

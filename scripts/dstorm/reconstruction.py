@@ -109,10 +109,13 @@ def reconstruct(
     model = load_model(model_path, device)
     u = model.upsampling_factor
     weight = float(model.info["weighting_factor"])
-    if abs(float(model.info["pixel_size_nm"]) - pixel_size_nm) > 0.01 * pixel_size_nm:
+    warnings = []  # kept in reconstruction.json; the summary's status and the report show them
+    model_px = float(model.info["pixel_size_nm"])
+    if abs(model_px - pixel_size_nm) > 0.01 * pixel_size_nm:
+        warnings.append(f"model pixel {model_px:.4g} nm ≠ {pixel_size_nm:.4g} nm")
         log.warning(
             "%s was trained for %.4g nm camera pixels, the acquisition has %.4g nm: expect worse results",
-            model_path, model.info["pixel_size_nm"], pixel_size_nm,
+            model_path, model_px, pixel_size_nm,
         )  # fmt: skip
     with TiffStack(stack_path) as stack:
         stack.check_pixel_size(pixel_size_nm)
@@ -135,7 +138,7 @@ def reconstruct(
     summary.update(
         acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
         heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start, model_pixel_size_nm=model_px, warnings=warnings,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -12,20 +12,44 @@ from dstorm.config import (  # noqa: E402
     ConfigError,
     acquisition_names,
     check_config,
+    check_keys,
     dataset_config,
     density_label,
     density_value,
     model_density,
     prepare_estimates,
 )
+from dstorm.locks import record_owner, remove_stale_locks  # noqa: E402
+from dstorm.paths import benchmark_path, log_path  # noqa: E402
+from dstorm.schema import format_problems, schema_problems  # noqa: E402
 
-# Datasets that estimate their conditions: their hand-typed keys, noted before the schema fills defaults.
-GIVEN = prepare_estimates(config)
-validate(config, "../schemas/config.schema.yaml")
+if workflow.is_main_process:  # a rerun after kill -9 works as written (see scripts/dstorm/locks.py)
+    for removed in remove_stale_locks(os.path.join(os.getcwd(), ".snakemake", "locks")):
+        logger.warning(removed)
+
+
+def record_lock_owner():
+    """onstart: note this process beside the locks Snakemake has just taken, so that a later run can tell
+    they are stale once this process is gone."""
+    lock_files = list(getattr(workflow.persistence, "_lockfile", {}).values())
+    if lock_files:
+        record_owner(lock_files)
+
+
+CONFIG_SOURCE = ", ".join(CONFIG_FILES) or "no config file"
 try:
+    check_keys(config)
+    # Datasets that estimate their conditions: their hand-typed keys, noted before the schema fills defaults.
+    GIVEN = prepare_estimates(config)
+    problems = schema_problems(
+        config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+    )
+    if problems:
+        raise ConfigError(format_problems(problems, CONFIG_SOURCE))
+    validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
     check_config(config, base_dir=os.getcwd())
 except ConfigError as err:
-    raise WorkflowError(str(err))
+    raise WorkflowError(f"{err}\n(config: {CONFIG_SOURCE})")
 
 DATASETS = list(config["datasets"])
 
@@ -150,6 +174,16 @@ def get_history_labels(wildcards):
     return [f"trained at {x}/µm²" for x in training_densities(wildcards.dataset)]
 
 
+def _stage(rule, output, **wildcards):
+    """One stage of an acquisition's summary row: its output, log and benchmark file."""
+    return {
+        "stage": rule,
+        "output": output,
+        "log": log_path(rule, **wildcards),
+        "benchmark": benchmark_path(rule, **wildcards),
+    }
+
+
 def summary_entries():
     """One entry per acquisition: its labels, metrics.json, and the stages behind it in order (each with its
     output, log and benchmark file), which give the summary its timings and, after a failure, its status.
@@ -162,46 +196,25 @@ def summary_entries():
             stages = []
             if "simulate" in acq:
                 stages.append(
-                    {
-                        "stage": "simulate_acquisition",
-                        "output": f"results/simulate/{d}/{a}/frames.tif",
-                        "log": f"results/logs/simulate/{d}_{a}.log",
-                        "benchmark": f"results/benchmarks/simulate/{d}_{a}.tsv",
-                    }
+                    _stage(
+                        "simulate_acquisition",
+                        f"results/simulate/{d}/{a}/frames.tif",
+                        dataset=d,
+                        acquisition=a,
+                    )
                 )
             if label is not None:
+                train_set = f"results/simulate/{d}/density_{label}/patches.npz"
+                model = f"results/train/{d}/density_{label}/model.pt"
                 stages.append(
-                    {
-                        "stage": "simulate_training_set",
-                        "output": f"results/simulate/{d}/density_{label}/patches.npz",
-                        "log": f"results/logs/simulate/{d}_density_{label}.log",
-                        "benchmark": f"results/benchmarks/simulate/{d}_density_{label}.tsv",
-                    }
+                    _stage("simulate_training_set", train_set, dataset=d, density=label)
                 )
-                stages.append(
-                    {
-                        "stage": "train",
-                        "output": f"results/train/{d}/density_{label}/model.pt",
-                        "log": f"results/logs/train/{d}_density_{label}.log",
-                        "benchmark": f"results/benchmarks/train/{d}_density_{label}.tsv",
-                    }
-                )
-            stages.append(
-                {
-                    "stage": "reconstruct",
-                    "output": f"results/reconstruct/{d}/{a}/reconstruction.json",
-                    "log": f"results/logs/reconstruct/{d}_{a}.log",
-                    "benchmark": f"results/benchmarks/reconstruct/{d}_{a}.tsv",
-                }
-            )
-            stages.append(
-                {
-                    "stage": "evaluate",
-                    "output": f"results/evaluate/{d}/{a}/metrics.json",
-                    "log": f"results/logs/evaluate/{d}_{a}.log",
-                    "benchmark": f"results/benchmarks/evaluate/{d}_{a}.tsv",
-                }
-            )
+                stages.append(_stage("train", model, dataset=d, density=label))
+            for rule, output in (
+                ("reconstruct", f"results/reconstruct/{d}/{a}/reconstruction.json"),
+                ("evaluate", f"results/evaluate/{d}/{a}/metrics.json"),
+            ):
+                stages.append(_stage(rule, output, dataset=d, acquisition=a))
             entries.append(
                 {
                     "dataset": d,
@@ -240,7 +253,7 @@ def summary_after_failure():
         logger.warning(f"results/summary.csv not written after the failure: {err}")
         return
     table = summary_table(summary_entries(), "results/summary.csv")
-    failed = int((table["status"] != "ok").sum())
+    failed = int((~table["status"].str.startswith("ok")).sum())
     logger.warning(
         f"results/summary.csv: {len(table) - failed} acquisitions evaluated, {failed} failed (see its status column)"
     )

@@ -22,9 +22,9 @@ rule estimate_conditions:
             labels={"dataset": "{dataset}", "figure": "spots"},
         ),
     log:
-        "results/logs/estimate/{dataset}.log",
+        log_path("estimate_conditions"),
     benchmark:
-        "results/benchmarks/estimate/{dataset}.tsv"
+        benchmark_path("estimate_conditions"),
     conda:
         "../../envs/estimate.yaml"
     params:

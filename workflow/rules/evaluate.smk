@@ -31,9 +31,9 @@ rule evaluate:
             labels={"acquisition": "{acquisition}", "figure": "localisations"},
         ),
     log:
-        "results/logs/evaluate/{dataset}_{acquisition}.log",
+        log_path("evaluate"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}_{acquisition}.tsv"
+        benchmark_path("evaluate"),
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -52,9 +52,9 @@ rule cross_evaluate:
     output:
         metrics="results/evaluate/{dataset}/{acquisition}/models/density_{density}.json",
     log:
-        "results/logs/evaluate/{dataset}_{acquisition}_density_{density}.log",
+        log_path("cross_evaluate"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}_{acquisition}_density_{density}.tsv"
+        benchmark_path("cross_evaluate"),
     conda:
         "../../envs/reconstruct.yaml"
     threads: 4
@@ -87,9 +87,9 @@ rule benchmark:
             labels={"dataset": "{dataset}", "figure": "density benchmark"},
         ),
     log:
-        "results/logs/evaluate/{dataset}_benchmark.log",
+        log_path("benchmark"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}_benchmark.tsv"
+        benchmark_path("benchmark"),
     conda:
         "../../envs/evaluate.yaml"
     script:
@@ -112,9 +112,9 @@ rule training_curves:
             },
         ),
     log:
-        "results/logs/evaluate/{dataset}_training_curves.log",
+        log_path("training_curves"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}_training_curves.tsv"
+        benchmark_path("training_curves"),
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -134,9 +134,9 @@ rule summary:
             labels={"table": "all acquisitions"},
         ),
     log:
-        "results/logs/evaluate/summary.log",
+        log_path("summary"),
     benchmark:
-        "results/benchmarks/evaluate/summary.tsv"
+        benchmark_path("summary"),
     conda:
         "../../envs/evaluate.yaml"
     params:

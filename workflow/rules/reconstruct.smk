@@ -30,9 +30,9 @@ rule reconstruct:
         ),
         summary="results/reconstruct/{dataset}/{acquisition}/reconstruction.json",
     log:
-        "results/logs/reconstruct/{dataset}_{acquisition}.log",
+        log_path("reconstruct"),
     benchmark:
-        "results/benchmarks/reconstruct/{dataset}_{acquisition}.tsv"
+        benchmark_path("reconstruct"),
     conda:
         "../../envs/reconstruct.yaml"
     threads: 4
@@ -50,9 +50,9 @@ rule save_predictions:
     output:
         predictions="results/reconstruct/{dataset}/{acquisition}/predictions.tif",
     log:
-        "results/logs/reconstruct/{dataset}_{acquisition}_predictions.log",
+        log_path("save_predictions"),
     benchmark:
-        "results/benchmarks/reconstruct/{dataset}_{acquisition}_predictions.tsv"
+        benchmark_path("save_predictions"),
     conda:
         "../../envs/reconstruct.yaml"
     threads: 4

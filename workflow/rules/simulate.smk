@@ -8,9 +8,9 @@ rule simulate_training_set:
         ground_truth="results/simulate/{dataset}/density_{density}/ground_truth.csv",
         patches="results/simulate/{dataset}/density_{density}/patches.npz",
     log:
-        "results/logs/simulate/{dataset}_density_{density}.log",
+        log_path("simulate_training_set"),
     benchmark:
-        "results/benchmarks/simulate/{dataset}_density_{density}.tsv"
+        benchmark_path("simulate_training_set"),
     conda:
         "../../envs/simulate.yaml"
     params:
@@ -29,9 +29,9 @@ rule simulate_acquisition:
         frames="results/simulate/{dataset}/{acquisition}/frames.tif",
         ground_truth="results/simulate/{dataset}/{acquisition}/ground_truth.csv",
     log:
-        "results/logs/simulate/{dataset}_{acquisition}.log",
+        log_path("simulate_acquisition"),
     benchmark:
-        "results/benchmarks/simulate/{dataset}_{acquisition}.tsv"
+        benchmark_path("simulate_acquisition"),
     conda:
         "../../envs/simulate.yaml"
     params:

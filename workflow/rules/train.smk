@@ -26,9 +26,9 @@ rule train:
             },
         ),
     log:
-        "results/logs/train/{dataset}_density_{density}.log",
+        log_path("train"),
     benchmark:
-        "results/benchmarks/train/{dataset}_density_{density}.tsv"
+        benchmark_path("train"),
     # a job killed by the scheduler (pre-emption, time limit) is resubmitted and resumes from last.ckpt
     retries: 2
     conda:

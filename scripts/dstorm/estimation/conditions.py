@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, special
 
+from dstorm.errors import InputError
 from dstorm.estimation.spots import cut_windows, spot_maxima, fit_spots, isolated, otsu_threshold
 
 __all__ = ["EstimationError", "Estimates", "estimate_conditions", "EXCESS_NOISE"]
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 EXCESS_NOISE = {"emccd": (2.0, 1.5), "scmos": (1.0, 1.0)}
 
 
-class EstimationError(ValueError):
+class EstimationError(InputError):
     """The data cannot support an estimate at all (the message says which and why)."""
 
 

@@ -18,6 +18,7 @@ import tifffile
 
 from dstorm.evaluation import figures
 from dstorm.evaluation.frc import FRC_THRESHOLD, localization_frc
+from dstorm.errors import InputError
 from dstorm.evaluation.metrics import (
     IMAGE_METRICS,
     LOCALIZATION_METRICS,
@@ -131,13 +132,14 @@ def evaluate_acquisition(
         frames=recon["frames"], localizations=len(loc), frames_per_second=recon.get("frames_per_second"),
         reconstruct_seconds=recon.get("seconds"), upsampling_factor=recon["upsampling_factor"],
         threshold=recon.get("threshold"), model=recon.get("model"), tolerance_nm=opts["tolerance_nm"],
+        warnings=list(recon.get("warnings", [])),
     )  # fmt: skip
     gt_image = gt = None
     pairs = pd.DataFrame(columns=MATCH_COLUMNS)
     if ground_truth:
         gt = read_localizations(ground_truth)
         if len(gt) and gt["frame"].max() > recon["frames"]:
-            raise ValueError(
+            raise InputError(
                 f"{ground_truth}: ground truth has frame {int(gt['frame'].max())}, the acquisition only "
                 f"{recon['frames']} frames (is it the table of another acquisition?)"
             )
@@ -210,6 +212,13 @@ def _read_metrics(path) -> dict:
     return {k: (float("nan") if v is None else v) for k, v in data.items()}
 
 
+def _ok_status(metrics: dict) -> str:
+    """``ok``, or ``ok (warning; warning)`` for a result to read with care (e.g. a model trained at another
+    pixel size)."""
+    warnings = metrics.get("warnings") or []
+    return f"ok ({'; '.join(warnings)})" if warnings else "ok"
+
+
 def _model_label(density, model) -> str:
     """'trained at 2/µm²', 'trained at the estimated density' (a model of .../density_estimated/), or the
     model file's name (a model given by path)."""
@@ -267,6 +276,8 @@ def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
         row = {k: entry.get(k) for k in SUMMARY_INFO}
         row["status"] = _status(entry)
         metrics = _read_metrics(entry["metrics"]) if row["status"] == "ok" else {}
+        if metrics:
+            row["status"] = _ok_status(metrics)
         row.update({k: metrics.get(k) for k in ("model", "gt_density_per_um2", *SUMMARY_RUN) if k in metrics})
         row.update({k: metrics.get(k, float("nan")) for k in LOCALIZATION_METRICS + IMAGE_METRICS})
         for stage in entry.get("stages", []):
@@ -277,7 +288,7 @@ def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
     table = pd.DataFrame(rows).reindex(columns=columns)
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
-    failed = table[table["status"] != "ok"]
+    failed = table[~table["status"].str.startswith("ok")]
     for _, row in failed.iterrows():
         log.warning("%s/%s: %s", row["dataset"], row["acquisition"], row["status"])
     return table

@@ -13,7 +13,9 @@ A model file is a ``torch.save`` of plain containers and tensors, read back with
 from __future__ import annotations
 
 import os
+import pickle
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from dstorm.io import atomic_output
+from dstorm.errors import InputError, MissingInput
 from dstorm.model.batches import scale_01, upsample
 from dstorm.model.network import build_network
 
@@ -110,23 +113,37 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, c
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise MissingInput(f"{path}: model file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes); expected a Deep-STORM model file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled code...: one clear message
-        raise ValueError(f"{path}: not a readable Deep-STORM model file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, code-carrying, not torch: one clear message each
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            # the safe loader met a Python object other than tensors and plain containers; torch's hint to
+            # load it unsafely is not repeated
+            raise InputError(
+                f"{path}: refused: the file holds Python objects ({found.group(1)}) that could run code when "
+                "loaded; a Deep-STORM model file holds only tensors and plain data. Ask its author for a model "
+                "file written by this project."
+            ) from None
+        reason = str(exc).split(". ")[0].split("\n")[0].replace("Weights only load failed", "no PyTorch archive")
+        raise InputError(
+            f"{path}: not a readable Deep-STORM model file (truncated, corrupt or not a PyTorch file: {reason})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a Deep-STORM model file of this project (no format '{MODEL_FORMAT}')")
+        raise InputError(f"{path}: not a Deep-STORM model file of this project (no format '{MODEL_FORMAT}')")
     if payload.get("format_version", 0) > MODEL_FORMAT_VERSION:
-        raise ValueError(f"{path}: model file format {payload['format_version']} is newer than this version reads")
+        raise InputError(f"{path}: model file format {payload['format_version']} is newer than this version reads")
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
-        raise ValueError(f"{path}: model file lacks {missing}")
+        raise InputError(f"{path}: model file lacks {missing}")
     try:
         net = build_network(payload["architecture"], payload["network"])
         net.load_state_dict(payload["state_dict"], strict=True)
     except (ValueError, TypeError, RuntimeError) as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: weights do not fit architecture {payload['architecture']!r} {payload['network']}: {exc}"
         ) from None
     device = torch.device(device)

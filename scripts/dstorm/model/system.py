@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dstorm.errors import InputError
 from dstorm.io import load_arrays
 from dstorm.model.batches import PatchStore, normalization_stats
 from dstorm.model.loss import deepstorm_loss, loss_kernel
@@ -154,13 +155,13 @@ class PatchDataModule(L.LightningDataModule):
         self.meta, arrays = load_arrays(self.patches_path)
         n = len(arrays["patches"])
         if n < 2:
-            raise ValueError(f"{self.patches_path}: {n} patch(es); training needs at least 2 (one for validation)")
+            raise InputError(f"{self.patches_path}: {n} patch(es); training needs at least 2 (one for validation)")
         order = np.random.default_rng([self.seed, 1]).permutation(n)
         n_val = min(max(int(round(self.validation_fraction * n)), 1), n - 1)
         self.val_index, self.train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
         self.mean, self.std = normalization_stats(arrays["patches"][self.train_index])
         if not self.std > 0:
-            raise ValueError(f"{self.patches_path}: the training patches have no contrast (std 0)")
+            raise InputError(f"{self.patches_path}: the training patches have no contrast (std 0)")
         self.store = PatchStore(arrays["patches"], arrays["offsets"], arrays["xy"], self.meta, self.mean, self.std)
 
     def zero_prediction_loss(self, mse_weight: float = 1.0) -> float:

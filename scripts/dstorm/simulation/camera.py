@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tifffile
 
+from dstorm.errors import InputError
+
 __all__ = ["EMCCD", "SCMOS", "camera_from_config"]
 
 
@@ -109,11 +111,11 @@ def _read_map(path: str | None, shape: tuple[int, int], key: str) -> np.ndarray 
     try:
         data = tifffile.imread(path).astype(np.float64)
     except Exception as exc:  # noqa: BLE001 -- any unreadable file gets the same clear message
-        raise ValueError(f"camera.{key}: cannot read TIFF {path}: {exc}") from exc
+        raise InputError(f"camera.{key}: cannot read TIFF {path}: {exc}") from None
     if data.shape != tuple(shape):
-        raise ValueError(f"camera.{key}: {path} has shape {data.shape}, expected the frame size {tuple(shape)}")
+        raise InputError(f"camera.{key}: {path} has shape {data.shape}, expected the frame size {tuple(shape)}")
     if not np.all(np.isfinite(data)) or np.any(data < 0):
-        raise ValueError(f"camera.{key}: {path} must hold finite values >= 0")
+        raise InputError(f"camera.{key}: {path} must hold finite values >= 0")
     return data
 
 

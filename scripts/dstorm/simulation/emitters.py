@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from dstorm.errors import InputError
+
 __all__ = [
     "UniformStructure",
     "FilamentStructure",
@@ -90,7 +92,7 @@ class TableStructure:
         xy = np.asarray(xy_nm, dtype=np.float64)
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
         if not inside.any():
-            raise ValueError(f"{source}: no position lies inside the field of view {w:g} × {h:g} nm")
+            raise InputError(f"{source}: no position lies inside the field of view {w:g} × {h:g} nm")
         self.xy = xy[inside]
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:

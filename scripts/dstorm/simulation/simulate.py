@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dstorm.config import seed_sequence_entropy
+from dstorm.errors import InputError
 from dstorm.io import save_arrays, write_localizations, write_stack
 from dstorm.simulation.camera import camera_from_config
 from dstorm.simulation.emitters import EmitterEvents, background_field, sample_events, structure_from_config
@@ -190,7 +191,7 @@ def simulate_training_set(
     if n == 0:
         for path in (frames_path, ground_truth_path):  # no partial training set
             Path(path).unlink(missing_ok=True)
-        raise ValueError(
+        raise InputError(
             f"datasets.{dataset['name']}.training_set: no patch of {recipe['patch_size_px']} px holds "
             f"min_emitters={recipe['min_emitters']} emitters at density {density:g}/µm² "
             f"({sampler.candidates_tried} tried in {n_frames} frames); raise the density, frames or "

@@ -43,7 +43,8 @@ def main(smk) -> None:
     setup_logging(smk.log[0])
     opts = smk.params.options
     doc, est = estimate_dataset(
-        list(smk.input.frames), pixel_size_nm=opts["pixel_size_nm"], max_frames=opts["max_frames"], given=opts["given"], seed=opts["seed"]
+        list(smk.input.frames), pixel_size_nm=opts["pixel_size_nm"], max_frames=opts["max_frames"], given=opts["given"], seed=opts["seed"],
+        population=opts["density"] == "simulation",
     )
     doc["acquisitions"] = opts["acquisitions"]
     photon_transfer_figure(est, smk.output.photon_transfer)

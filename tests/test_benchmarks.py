@@ -25,3 +25,14 @@ def test_benchmark_prints_its_table(script, args, expected):
     result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout, result.stdout
+
+
+def test_independent_simulator_benchmark_prints_its_table():
+    """Needs Picasso in build/picasso-venv (the benchmark makes it with pip on its first run, minutes)."""
+    if not (REPO / "build" / "picasso-venv" / "bin" / "python").exists():
+        pytest.skip("build/picasso-venv is absent (run scripts/benchmarks/independent.py once to make it)")
+    args = ["--cameras", "scmos", "--densities", "2", "--kinetics", "short on-times", "--photons", "2000 ± 0",
+            "--frames", "60", "--density", "ratio", "--shared", "/nonexistent"]  # fmt: skip
+    result = subprocess.run([sys.executable, str(BENCH / "independent.py"), *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| Picasso scmos, short on-times, 2000 ± 0 photons, 2/µm² [ratio] | scmos |" in result.stdout, result.stdout

@@ -122,3 +122,95 @@ def test_background_field_mean_and_range():
     assert field.max() - field.min() > 20 * 0.3  # it does vary
     # slowly: neighbouring pixels differ far less than the full range
     assert np.abs(np.diff(field, axis=1)).mean() < 0.1 * (field.max() - field.min())
+
+
+# ------------------------------------------------------------------ continuous-time blinking (model: continuous)
+
+CONSTANT = {"distribution": "uniform", "low": 1000.0, "high": 1000.0, "mean": 1000.0, "std": 0.0}
+
+
+def continuous(rng, n_frames, density, t_on, t_off, blinks, photons=CONSTANT, fov=(6400.0, 6400.0)):
+    from dstorm.simulation.emitters import sample_events_continuous
+
+    return sample_events_continuous(
+        rng, n_frames=n_frames, density_per_um2=density, fov_nm=fov, mean_on_frames=t_on, mean_off_frames=t_off,
+        mean_blinks=blinks, structure=UniformStructure(fov), psf=PSF, photons=photons,
+    )  # fmt: skip
+
+
+def test_dwell_times_and_blinks_follow_their_exponential_and_geometric_laws():
+    from dstorm.simulation.emitters import blink_periods
+
+    rng = np.random.default_rng(4)
+    t_on, t_off, n_b, n_mol = 0.7, 6.0, 3.5, 20000
+    mol, begin, end = blink_periods(rng, rng.uniform(0, 1000, n_mol), t_on, t_off, n_b)
+    on = end - begin
+    same = mol[1:] == mol[:-1]
+    off = begin[1:][same] - end[:-1][same]
+    blinks = np.bincount(mol, minlength=n_mol)
+    # exponential: mean τ, standard deviation τ; SE of the mean τ/√N
+    assert abs(on.mean() - t_on) < 4 * t_on / np.sqrt(len(on))
+    # SE of the sample std of an exponential: τ √((kurtosis − 1) / 4) / √N = τ √2 / √N
+    assert abs(on.std() - t_on) < 4 * np.sqrt(2) * t_on / np.sqrt(len(on))
+    assert abs(off.mean() - t_off) < 4 * t_off / np.sqrt(len(off))
+    p = 1 / n_b  # geometric on {1, 2, ...}: mean 1/p, variance (1 - p)/p²
+    assert blinks.min() == 1 and abs(blinks.mean() - n_b) < 4 * np.sqrt((1 - p) / p**2 / n_mol)
+    assert (np.diff(begin)[same] > 0).all()  # a molecule's blinks come one after another
+
+
+@pytest.mark.parametrize("t_on,t_off,blinks", [(1.0, 10.0, 1.0), (0.3, 5.0, 4.0), (3.0, 2.0, 3.0)])
+def test_continuous_blinking_holds_the_density(t_on, t_off, blinks):
+    n_frames, area, density = 2000, 6.4 * 6.4, 1.5
+    ev = continuous(np.random.default_rng(7), n_frames, density, t_on, t_off, blinks)
+    # molecules are independent: the SE of the total count comes from each molecule's frame count
+    per_molecule = np.bincount(ev.emitter)
+    se = np.sqrt((per_molecule.astype(float) ** 2).sum()) / n_frames / area
+    assert abs(len(ev) / n_frames / area - density) < 4 * se, (len(ev) / n_frames / area, se)
+    head = np.bincount(ev.frame, minlength=n_frames)[:100].mean() / area  # no ramp-up at the start
+    assert abs(head - density) < 0.15 * density
+
+
+@pytest.mark.parametrize("t_on", [0.5, 1.0, 3.0])
+def test_partial_frames_have_the_analytic_photon_distribution(t_on):
+    """One blink of Exponential(τ) at a random phase: its emitter-frames hold on average the fraction
+    τ / (1 + τ) of a whole frame's photons, and a fraction τ e^(−1/τ) / (1 + τ) of them are whole frames."""
+    from dstorm.simulation.emitters import frames_touched_per_molecule
+
+    assert frames_touched_per_molecule(t_on, 10.0, 1.0) == pytest.approx(1 + t_on)
+    ev = continuous(np.random.default_rng(11), 3000, 1.0, t_on, 10.0, 1.0)
+    fraction = ev.photons / 1000.0
+    assert fraction.max() <= 1 + 1e-12 and fraction.min() > 0
+    n_mol = len(np.unique(ev.emitter))  # conservative: emitter-frames of one molecule are correlated
+    mean_expected = t_on / (1 + t_on)
+    assert abs(fraction.mean() - mean_expected) < 4 * fraction.std() / np.sqrt(n_mol)
+    whole = t_on * np.exp(-1 / t_on) / (1 + t_on)
+    assert abs((fraction > 1 - 1e-9).mean() - whole) < 4 * np.sqrt(whole * (1 - whole) / n_mol)
+    # with a photon distribution, photons are the fraction times an independent draw: their mean multiplies
+    ev = continuous(np.random.default_rng(12), 3000, 1.0, t_on, 10.0, 1.0, photons=PHOTONS)
+    assert abs(ev.photons.mean() - 2250 * mean_expected) < 4 * ev.photons.std() / np.sqrt(len(np.unique(ev.emitter)))
+
+
+def test_repeated_blinks_return_to_the_same_position_and_draws_are_reproducible():
+    a = continuous(np.random.default_rng(5), 400, 2.0, 0.5, 3.0, 5.0)
+    b = continuous(np.random.default_rng(5), 400, 2.0, 0.5, 3.0, 5.0)
+    c = continuous(np.random.default_rng(6), 400, 2.0, 0.5, 3.0, 5.0)
+    for key in ("frame", "emitter", "x_nm", "y_nm", "photons", "sigma_nm"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert len(a) != len(c) or not np.array_equal(a.x_nm, c.x_nm)
+    table = pd.DataFrame({"e": a.emitter, "f": a.frame, "x": a.x_nm, "y": a.y_nm, "s": a.sigma_nm})
+    per = table.groupby("e")
+    assert (per["x"].nunique() == 1).all() and (per["y"].nunique() == 1).all() and (per["s"].nunique() == 1).all()
+    gaps = per["f"].apply(lambda f: int(np.diff(np.sort(f.to_numpy())).max(initial=1)))
+    assert (gaps > 1).any()  # some molecules come back after dark frames
+    assert not table.duplicated(["e", "f"]).any()  # two blinks within one frame are one emitter-frame
+
+
+def test_the_simulator_uses_continuous_blinking_when_configured():
+    ds = dataset(photophysics={"model": "continuous", "mean_on_frames": 1.0, "mean_blinks": 2.0})
+    sim = Simulator(ds)
+    draw = sim.draw(sim.streams("continuous"), density=2.0, n_frames=300)
+    gt = draw.ground_truth
+    full = ds["photophysics"]["photons"]
+    assert (gt["intensity [photon]"] < full["low"] - 1).mean() > 0.5  # most emitter-frames are partial
+    density = len(gt) / 300 / (sim.fov_nm[0] * sim.fov_nm[1] / 1e6)
+    assert density == pytest.approx(2.0, rel=0.1)

@@ -196,3 +196,23 @@ def test_benchmark_curves_are_labelled_by_training_density():
     assert _model_label(2.0, "results/train/d/density_2/model.pt") == "trained at 2/µm²"
     assert _model_label(float("nan"), "results/train/d/density_estimated/model.pt") == "trained at the estimated density"
     assert _model_label(float("nan"), "/models/shared_by_a_colleague.pt") == "shared_by_a_colleague.pt"
+
+
+def test_recall_and_rmse_by_brightness_by_hand():
+    from dstorm.evaluation.metrics import brightness_metrics, matched_errors
+
+    # frame 1: a bright emitter found 3 nm off, a dim one missed; frame 2: a dim one found 4 nm off, a
+    # bright one found 6 nm off, and a second bright one missed
+    gt_frame = np.array([1, 1, 2, 2, 2])
+    gt_xy = np.array([[0.0, 0.0], [1000.0, 0.0], [0.0, 0.0], [1000.0, 1000.0], [3000.0, 3000.0]])
+    photons = np.array([2000.0, 100.0, 499.0, 500.0, 800.0])
+    pred_frame = np.array([1, 2, 2])
+    pred_xy = np.array([[3.0, 0.0], [0.0, 4.0], [1000.0, 1006.0]])
+    metrics, m = localization_metrics(pred_frame, pred_xy, gt_frame, gt_xy)
+    out = brightness_metrics(m, matched_errors(m, pred_xy, gt_xy), photons, 500.0)
+    assert out["n_ground_truth_dim"] == 2 and out["n_ground_truth_bright"] == 3  # 500 counts as bright
+    assert out["recall_dim"] == pytest.approx(1 / 2) and out["recall_bright"] == pytest.approx(2 / 3)
+    assert out["rmse_lat_nm_dim"] == pytest.approx(4.0)
+    assert out["rmse_lat_nm_bright"] == pytest.approx(math.sqrt((9 + 36) / 2))
+    assert metrics["recall"] == pytest.approx(3 / 5)
+    assert all(math.isnan(v) for v in brightness_metrics(m, matched_errors(m, pred_xy, gt_xy), None, 500.0).values())

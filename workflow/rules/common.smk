@@ -312,6 +312,7 @@ def get_estimate_options(wildcards):
         "pixel_size_nm": ds["pixel_size_nm"],
         "seed": ds["seed"],
         "max_frames": ds["estimate"]["max_frames"],
+        "density": ds["estimate"]["density"],
         "given": GIVEN.get(wildcards.dataset, {}),
         "acquisitions": ds["estimate"]["acquisitions"],
     }

@@ -24,9 +24,16 @@ The estimator needs only the frames (in ADU) and the camera pixel size:
    chi-square says they hold a neighbour, or whose width is more than 10 % off the most common width (two
    emitters fitted as one), are dropped. σ and photons are the medians over the rest; photons =
    amplitude / G / quantum efficiency.
-6. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel; the density is the photons of a
-   frame above the background divided by the photons of one emitter, per µm²: unlike a count of
-   detections, it does not saturate where spots overlap.
+6. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel. A first guess of the density is
+   the photons of a frame above the background divided by the median photons of a fitted spot, per µm²;
+   it is biased where spots crowd (only bright spots stay isolated) and with real blinking (most
+   emitter-frames are partial and dim). Step 4 of :mod:`dstorm.estimation.population` replaces it (and the
+   photons per emitter-frame) by fitting the simulator to the data: the density, whole-frame photons and
+   mean on-time whose simulated stacks give the data's signal, median fitted photons and detections per
+   frame.
+
+The steps are functions of their own: :func:`detect_spots`, :func:`noise_line` and the camera fit,
+:func:`fit_isolated_spots`, and :func:`dstorm.estimation.population.estimate_population`.
 
 Standard errors come from bootstraps (over spots, over frames; seeded). Warnings flag what the data cannot
 support; with too few background samples (very dense or very short data), the camera and everything in
@@ -45,7 +52,8 @@ from scipy import ndimage, special
 from dstorm.errors import InputError
 from dstorm.estimation.spots import cut_windows, spot_maxima, fit_spots, isolated, otsu_threshold
 
-__all__ = ["EstimationError", "Estimates", "estimate_conditions", "EXCESS_NOISE"]
+__all__ = ["EstimationError", "Estimates", "estimate_conditions", "EXCESS_NOISE", "detect_spots", "fit_isolated_spots",
+           "simulator_camera", "DEFAULT_EM_GAIN"]
 
 log = logging.getLogger(__name__)
 
@@ -278,36 +286,51 @@ def _disk(radius: int) -> np.ndarray:
     return yy**2 + xx**2 <= radius**2
 
 
-def estimate_conditions(
-    frames: np.ndarray,
-    *,
-    pixel_size_nm: float,
-    camera_model: str | None = None,
-    quantum_efficiency: float = 1.0,
-    saturation: float | None = None,
-    gain_adu_per_e: float | None = None,
-    offset_adu: float | None = None,
-    isolation_px: float = 4.0,
-    mask_px: int = 5,
-    max_spots: int = 5000,
-    seed: int = 0,
-) -> Estimates:
-    """Estimate the imaging conditions of ``frames`` (T, H, W) in ADU; see the module docstring.
+#: EM gain written into an estimated EMCCD camera when none is typed: only the product em_gain / e_per_adu
+#: (the ADU per photo-electron that the data show) and the excess noise matter to the simulation.
+DEFAULT_EM_GAIN = 100.0
 
-    ``camera_model`` ('emccd'/'scmos') skips inferring the camera type; ``gain_adu_per_e`` and
-    ``offset_adu``, where the user knows them, replace the estimates in everything downstream (photons,
-    background, density); ``quantum_efficiency`` turns photo-electrons into photons; ``saturation`` is the
-    value of a saturated pixel. Raises :class:`EstimationError` when no spot at all can be fitted.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    if frames.ndim != 3 or frames.shape[0] < 2:
-        raise EstimationError(f"need a stack of at least 2 frames, got shape {frames.shape}")
+
+def simulator_camera(values: dict[str, Any], *, quantum_efficiency: float = 1.0, em_gain: float | None = None,
+                     integer_data: bool = True) -> dict[str, Any]:  # fmt: skip
+    """The estimated camera (``values`` of :func:`estimate_conditions`) as the simulator's camera section."""
+    gain = values["gain_adu_per_e"]
+    camera: dict[str, Any] = {
+        "model": values["camera_model"],
+        "quantum_efficiency": float(quantum_efficiency),
+        # the simulator's ADU are floor(electrons / e_per_adu + baseline): the mean is baseline - 0.5
+        "baseline_adu": round(values["offset_adu"] + (0.5 if integer_data else 0.0), 3),
+    }
+    if not np.isfinite(gain):
+        e_per_adu = float("nan")
+    elif values["camera_model"] == "emccd":
+        em_gain = float(em_gain or DEFAULT_EM_GAIN)
+        e_per_adu = em_gain / gain
+        camera.update(em_gain=em_gain, e_per_adu=round(e_per_adu, 5), spurious_charge_e=0.0)
+    else:
+        e_per_adu = 1.0 / gain
+        camera.update(e_per_adu=round(e_per_adu, 5))
+    camera["read_noise_e"] = round(values["read_noise_adu"] * e_per_adu, 4)
+    return camera
+
+
+@dataclass
+class Detections:
+    """Step 1 (:func:`detect_spots`): local maxima above the faint threshold, the strong ones (twice it) that
+    may be fitted, and the moments of the pixels far from any of them (a first look at the background)."""
+
+    faint: Any
+    strong: Any
+    threshold: float
+    background: dict[str, Any]
+
+
+def detect_spots(frames: np.ndarray, *, mask_px: int = 5) -> Detections:
+    """Local maxima of a white top-hat of the smoothed frames. The threshold starts at Otsu's split of the
+    maxima / 3, then settles at 6 × the smoothed frame's noise, measured on the pixels farther than
+    ``mask_px`` from every detection (3 rounds)."""
     t, h, w = frames.shape
-    warnings: list[str] = []
-    half = 3
     maxima, hats = spot_maxima(frames)
-    # thresholds: start from Otsu's split of the maxima, then 6 × the noise of the smoothed frame, the noise
-    # measured on the background samples that the current threshold leaves (3 rounds)
     first_threshold = faint_threshold = otsu_threshold(maxima.score) / 3
     for round_ in range(4):
         faint = maxima.select(maxima.score > faint_threshold)
@@ -323,6 +346,99 @@ def estimate_conditions(
         "%d frames of %d×%d px: %d spots above %.4g (top-hat, file units), %d fainter maxima above %.4g",
         t, h, w, len(strong), 2 * faint_threshold, len(faint) - len(strong), faint_threshold,
     )  # fmt: skip
+    return Detections(faint=faint, strong=strong, threshold=float(faint_threshold), background=bg)
+
+
+@dataclass
+class SpotFit:
+    """Step 3 (:func:`fit_isolated_spots`): the isolated spots, their windows and fits, which fits pass the
+    checks (``good``), and the warnings."""
+
+    spots: Any
+    windows: np.ndarray
+    fits: Any
+    good: np.ndarray
+    warnings: list[str]
+
+
+def fit_isolated_spots(
+    frames: np.ndarray, strong, faint, line: NoiseLine, *, isolation_px: float = 4.0, max_spots: int = 5000,
+    seed: int = 0, half: int = 3,
+) -> SpotFit:  # fmt: skip
+    """Fit the strong spots with no other detection within ``isolation_px``: an unweighted integrated-Gaussian
+    fit, then one weighted with the photon-transfer line's variance whose reduced chi-square flags windows
+    holding a neighbour; spots more than 10 % off the most common width (two emitters fitted as one) are
+    dropped. Raises :class:`EstimationError` when too few spots are left."""
+    t, h, w = frames.shape
+    warnings: list[str] = []
+    spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
+    if len(spots) > max_spots:
+        spots = spots.select(np.sort(np.random.default_rng(seed).choice(len(spots), max_spots, replace=False)))
+    if len(spots) < 10:
+        raise EstimationError(
+            f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF; "
+            "use more frames or type the conditions into the config"
+        )
+    log.info("%d isolated spots (no other detection within %g px) go to the fits", len(spots), isolation_px)
+    windows = cut_windows(frames, spots, half)
+    fit1 = fit_spots(windows, sigma0=1.0)
+    if line.slope > 0:  # weighted by the photon-transfer line; its chi-square flags windows with a neighbour
+        var1 = np.maximum(line.slope * fit1.model + line.intercept, 1e-3 * line.slope)
+        fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
+        # where spots crowd, few windows are free of a neighbour: then the best-fitting CLEAN_SPOTS
+        chi2_limit = CHI2_LIMIT
+        if np.sum(fit2.ok & (fit2.chi2 < chi2_limit)) < CLEAN_SPOTS and fit2.ok.any():
+            chi2_limit = float(np.sort(fit2.chi2[fit2.ok])[min(CLEAN_SPOTS, int(fit2.ok.sum())) - 1])
+            warnings.append(
+                f"psf/photons: crowded data: fewer than {CLEAN_SPOTS} spots fit a single emitter (reduced chi-square "
+                f"< {CHI2_LIMIT}); the {CLEAN_SPOTS} best (up to {chi2_limit:.3g}) are used, so σ and photons may be "
+                "biased by neighbours"
+            )
+        good = fit2.ok & (fit2.chi2 <= chi2_limit)
+    else:  # no noise model at all: the unweighted fits, without a chi-square check
+        fit2, good = fit1, fit1.ok.copy()
+    # only spots of the most common width: where spots crowd, isolated maxima are often two emitters closer
+    # than the PSF, fitted as one wider, brighter spot
+    if good.any():
+        good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
+    if good.sum() < MIN_SPOTS:
+        raise EstimationError(
+            f"only {int(good.sum())} of {len(spots)} isolated spots passed the fit checks in {t} frames (want >= "
+            f"{MIN_SPOTS}): too few to estimate the PSF; use more frames or type the conditions into the config"
+        )
+    return SpotFit(spots=spots, windows=windows, fits=fit2, good=good, warnings=warnings)
+
+
+def estimate_conditions(
+    frames: np.ndarray,
+    *,
+    pixel_size_nm: float,
+    camera_model: str | None = None,
+    quantum_efficiency: float = 1.0,
+    saturation: float | None = None,
+    gain_adu_per_e: float | None = None,
+    offset_adu: float | None = None,
+    isolation_px: float = 4.0,
+    mask_px: int = 5,
+    max_spots: int = 5000,
+    seed: int = 0,
+    population: bool = False,
+) -> Estimates:
+    """Estimate the imaging conditions of ``frames`` (T, H, W) in ADU; see the module docstring.
+
+    ``camera_model`` ('emccd'/'scmos') skips inferring the camera type; ``gain_adu_per_e`` and
+    ``offset_adu``, where the user knows them, replace the estimates in everything downstream (photons,
+    background, density); ``quantum_efficiency`` turns photo-electrons into photons; ``saturation`` is the
+    value of a saturated pixel. Raises :class:`EstimationError` when no spot at all can be fitted.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 3 or frames.shape[0] < 2:
+        raise EstimationError(f"need a stack of at least 2 frames, got shape {frames.shape}")
+    t, h, w = frames.shape
+    warnings: list[str] = []
+    half = 3
+    det = detect_spots(frames, mask_px=mask_px)
+    faint, strong, bg = det.faint, det.strong, det.background
 
     # the camera's noise: the photon-transfer line from every pixel, then background samples chosen by
     # their quiet neighbours (starting from the level far from detections, or the frames' low end)
@@ -409,41 +525,9 @@ def estimate_conditions(
         model_type, ratio, offset, gain, np.sqrt(max(read_var, 0.0)) if np.isfinite(read_var) else float("nan"),
     )  # fmt: skip
 
-    spots = strong.select(isolated(strong, faint, radius_px=isolation_px, shape=(h, w), margin_px=half))
-    if len(spots) > max_spots:
-        spots = spots.select(np.sort(np.random.default_rng(seed).choice(len(spots), max_spots, replace=False)))
-    if len(spots) < 10:
-        raise EstimationError(
-            f"only {len(spots)} isolated spots in {t} frames (of {len(strong)} detected): too few to fit the PSF; "
-            "use more frames or type the conditions into the config"
-        )
-    log.info("%d isolated spots (no other detection within %g px) go to the fits", len(spots), isolation_px)
-    windows = cut_windows(frames, spots, half)
-    fit1 = fit_spots(windows, sigma0=1.0)
-    if line.slope > 0:  # weighted by the photon-transfer line; its chi-square flags windows with a neighbour
-        var1 = np.maximum(line.slope * fit1.model + line.intercept, 1e-3 * line.slope)
-        fit2 = fit_spots(windows, weights=(1.0 / var1).reshape(windows.shape), start=fit1.params())
-        # where spots crowd, few windows are free of a neighbour: then the best-fitting CLEAN_SPOTS
-        chi2_limit = CHI2_LIMIT
-        if np.sum(fit2.ok & (fit2.chi2 < chi2_limit)) < CLEAN_SPOTS and fit2.ok.any():
-            chi2_limit = float(np.sort(fit2.chi2[fit2.ok])[min(CLEAN_SPOTS, int(fit2.ok.sum())) - 1])
-            warnings.append(
-                f"psf/photons: crowded data: fewer than {CLEAN_SPOTS} spots fit a single emitter (reduced chi-square "
-                f"< {CHI2_LIMIT}); the {CLEAN_SPOTS} best (up to {chi2_limit:.3g}) are used, so σ and photons may be "
-                "biased by neighbours"
-            )
-        good = fit2.ok & (fit2.chi2 <= chi2_limit)
-    else:  # no noise model at all: the unweighted fits, without a chi-square check
-        fit2, good = fit1, fit1.ok.copy()
-    # only spots of the most common width: where spots crowd, isolated maxima are often two emitters closer
-    # than the PSF, fitted as one wider, brighter spot
-    if good.any():
-        good &= np.abs(fit2.sigma / width_mode(fit2.sigma[good]) - 1) < SINGLE_WIDTH
-    if good.sum() < MIN_SPOTS:
-        raise EstimationError(
-            f"only {int(good.sum())} of {len(spots)} isolated spots passed the fit checks in {t} frames (want >= "
-            f"{MIN_SPOTS}): too few to estimate the PSF; use more frames or type the conditions into the config"
-        )
+    fitted = fit_isolated_spots(frames, strong, faint, line, isolation_px=isolation_px, max_spots=max_spots, seed=seed)
+    warnings += fitted.warnings
+    spots, windows, fit2, good = fitted.spots, fitted.windows, fitted.fits, fitted.good
     sigma_px = fit2.sigma[good]
     photons_e = fit2.amplitude[good] / gain
     bg_e = (bg["k1"] - offset) / gain
@@ -502,6 +586,41 @@ def estimate_conditions(
         "photon_transfer_positions": line.samples,
         "background_cumulants_adu": [float(bg["k1"]), float(bg["k2"]), float(bg["k3"])],
     }
+    photophysics = pop = None
+    if population and np.isfinite(gain) and gain > 0 and np.isfinite(bg_e):
+        from dstorm.estimation.population import estimate_population
+
+        signal_e = signal_adu / gain
+        pop = estimate_population(
+            signal_e_per_um2=float(np.mean(signal_e) / area_um2),
+            signal_se=float(np.std(np.mean(signal_e[frames_boot], axis=1)) / area_um2),
+            fitted_photons_e=photons_e, median_se=errors["photons_median"] * quantum_efficiency,
+            detections_per_frame=len(strong) / t * (64 * 64) / (h * w),
+            detections_se=float(np.std(np.bincount(strong.frame, minlength=t)) / np.sqrt(t)) * (64 * 64) / (h * w),
+            camera=simulator_camera(values), sigma_nm=values["psf_sigma_nm"], background_e=float(bg_e),
+            pixel_size_nm=pixel_size_nm, shape=(t, h, w), seed=seed,
+            fit_options={"isolation_px": isolation_px, "max_spots": max_spots},
+        )  # fmt: skip
+        if pop is None:
+            warnings.append(
+                "density/photons: no simulation of the estimated conditions gave spots to fit; the density is the signal "
+                "above background over the photons of a fitted spot, which underestimates it where spots crowd"
+            )
+    if pop is not None:
+        quality["density_signal_ratio_per_um2"] = values["density_per_um2"]  # step 4 replaces this first guess
+        quality["fitted_photons_median"] = values["photons_median"]
+        quality["population_rounds"] = pop.rounds
+        values.update(
+            density_per_um2=pop.density_per_um2, photons_mean=pop.photons_mean / quantum_efficiency,
+            photons_median=pop.photons_median / quantum_efficiency,
+            full_frame_photons=pop.full_frame_photons / quantum_efficiency, full_frame_photons_spread=pop.full_frame_spread,
+            blinking=pop.model, mean_on_frames=pop.mean_on_frames,
+        )  # fmt: skip
+        errors.update(
+            density_per_um2=pop.errors["density_per_um2"], photons_mean=pop.errors["photons_mean"] / quantum_efficiency,
+            photons_median=pop.errors["photons_median"] / quantum_efficiency,
+        )  # fmt: skip
+        photophysics = pop.photophysics(quantum_efficiency)
     if n_good < 100:
         warnings.append(
             f"psf/photons: only {n_good} isolated spots passed the fit checks (want >= 100); sigma, photons, gain "
@@ -548,4 +667,5 @@ def estimate_conditions(
         "model": fit2.model[good].reshape(-1, *windows.shape[1:]),
         "noise_curve": line.curve,
     }
-    return Estimates(values=values, errors=errors, warnings=warnings, diagnostics={"quality": quality, "fits": fits})
+    return Estimates(values=values, errors=errors, warnings=warnings,
+                     diagnostics={"quality": quality, "fits": fits, "photophysics": photophysics})  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dstorm.config import CAMERA_PRESETS, resolve_camera
-from dstorm.estimation.conditions import Estimates, EstimationError, estimate_conditions
+from dstorm.estimation.conditions import Estimates, EstimationError, estimate_conditions, simulator_camera
 from dstorm.io import jsonable
 from dstorm.stack import TiffStack
 
@@ -18,9 +18,6 @@ __all__ = ["read_frames", "estimate_dataset", "conditions_config", "typed_camera
 
 log = logging.getLogger(__name__)
 
-#: EM gain written into an estimated EMCCD camera when none is typed: only the product em_gain / e_per_adu
-#: (the ADU per photo-electron that the data show) and the excess noise matter to the simulation.
-DEFAULT_EM_GAIN = 100.0
 #: Relative half-width of the PSF-width range around the estimate that training sets draw from.
 SIGMA_SPREAD = 0.04
 
@@ -90,28 +87,12 @@ def _finite(value) -> bool:
 def _all_sections(est: Estimates, *, integer_data: bool, given_camera: dict[str, Any]) -> dict[str, Any]:
     v = est.values
     qe = float(given_camera.get("quantum_efficiency") or CAMERA_PRESETS["ideal"]["quantum_efficiency"])
-    gain = v["gain_adu_per_e"]
-    camera: dict[str, Any] = {
-        "model": v["camera_model"],
-        "quantum_efficiency": qe,
-        # the simulator's ADU are floor(electrons / e_per_adu + baseline): the mean is baseline - 0.5
-        "baseline_adu": round(v["offset_adu"] + (0.5 if integer_data else 0.0), 3),
-    }
-    if not math.isfinite(gain):
-        e_per_adu = float("nan")
-    elif v["camera_model"] == "emccd":
-        em_gain = float(given_camera.get("em_gain") or DEFAULT_EM_GAIN)
-        e_per_adu = em_gain / gain
-        camera.update(em_gain=em_gain, e_per_adu=round(e_per_adu, 5), spurious_charge_e=0.0)
-    else:
-        e_per_adu = 1.0 / gain
-        camera.update(e_per_adu=round(e_per_adu, 5))
-    camera["read_noise_e"] = round(v["read_noise_adu"] * e_per_adu, 4)
+    camera = simulator_camera(v, quantum_efficiency=qe, em_gain=given_camera.get("em_gain"), integer_data=integer_data)
     sigma = v["psf_sigma_nm"]
     return {
         "camera": camera,
         "psf": {"sigma_nm": [round(sigma * (1 - SIGMA_SPREAD), 2), round(sigma * (1 + SIGMA_SPREAD), 2)]},
-        "photophysics": {
+        "photophysics": est.diagnostics.get("photophysics") or {
             "photons": {"distribution": "normal", "mean": round(v["photons_mean"], 1), "std": round(v["photons_std"], 1)}
         },
         "background": {
@@ -122,13 +103,17 @@ def _all_sections(est: Estimates, *, integer_data: bool, given_camera: dict[str,
 
 
 def estimate_dataset(
-    paths: list[str], *, pixel_size_nm: float, max_frames: int, given: dict[str, Any], seed: int
+    paths: list[str], *, pixel_size_nm: float, max_frames: int, given: dict[str, Any], seed: int,
+    population: bool = False,
 ) -> tuple[dict[str, Any], Estimates]:
-    """Estimate from the files; return the JSON-ready conditions document and the raw :class:`Estimates`."""
+    """Estimate from the files; return the JSON-ready conditions document and the raw :class:`Estimates`.
+    ``population``: estimate the density and photons by fitting the simulator (``estimate.density:
+    simulation``) instead of the signal ratio."""
     frames, saturation, integer = read_frames(paths, max_frames)
     camera = typed_camera((given or {}).get("camera") or {})
     log.info("estimating from %d frames; typed camera facts: %s", len(frames), camera or "none")
-    est = estimate_conditions(frames, pixel_size_nm=pixel_size_nm, saturation=saturation, seed=seed, **camera)
+    est = estimate_conditions(frames, pixel_size_nm=pixel_size_nm, saturation=saturation, seed=seed,
+                              population=population, **camera)
     values = dict(est.values)
     values["training_density_per_um2"] = float(format(values["density_per_um2"], ".2g"))
     doc = {

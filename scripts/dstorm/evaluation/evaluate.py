@@ -20,8 +20,10 @@ from dstorm.evaluation import figures
 from dstorm.evaluation.frc import FRC_THRESHOLD, localization_frc
 from dstorm.errors import InputError
 from dstorm.evaluation.metrics import (
+    BRIGHTNESS_METRICS,
     IMAGE_METRICS,
     LOCALIZATION_METRICS,
+    brightness_metrics,
     image_metrics,
     localization_metrics,
     matched_errors,
@@ -47,6 +49,7 @@ DEFAULT_OPTIONS = {
     "frc_blocks": 50,
     "frc_pixel_nm": None,  # None: the super-resolution pixel
     "frc_smooth_rings": 3,
+    "brightness_split_photons": 500.0,
 }
 
 #: Columns of the summary table, in order (the metric columns follow the metric modules).
@@ -149,6 +152,10 @@ def evaluate_acquisition(
             *_coords(loc), *_coords(gt), tolerance_nm=opts["tolerance_nm"], alpha_per_nm=opts["efficiency_alpha_per_nm"]
         )
         result.update(metrics)
+        photons = gt["intensity [photon]"].to_numpy(dtype=np.float64) if "intensity [photon]" in gt else None
+        errors = matched_errors(matches, _coords(loc)[1], _coords(gt)[1])
+        result.update(brightness_metrics(matches, errors, photons, opts["brightness_split_photons"]))
+        result["brightness_split_photons"] = opts["brightness_split_photons"]
         pairs = _matched_pairs(loc, gt, matches)
         gt_image = ground_truth_image(gt, recon)
         result.update(image_metrics(sr, gt_image, blur_px=opts["correlation_blur_nm"] / hr_px))
@@ -158,9 +165,14 @@ def evaluate_acquisition(
             len(loc), len(gt), result["jaccard"], result["recall"], result["precision"], result["rmse_lat_nm"],
             result["efficiency_pct"], result["pearson_r"],
         )  # fmt: skip
+        log.info(
+            "below %g photons: %d emitter-frames, recall %.3f, RMSE %.1f nm; at or above: %d, recall %.3f, RMSE %.1f nm",
+            opts["brightness_split_photons"], result["n_ground_truth_dim"], result["recall_dim"], result["rmse_lat_nm_dim"],
+            result["n_ground_truth_bright"], result["recall_bright"], result["rmse_lat_nm_bright"],
+        )  # fmt: skip
     else:
         result["gt_density_per_um2"] = float("nan")
-        result.update({k: float("nan") for k in LOCALIZATION_METRICS + IMAGE_METRICS})
+        result.update({k: float("nan") for k in LOCALIZATION_METRICS + BRIGHTNESS_METRICS + IMAGE_METRICS})
         result.update(n_localizations=len(loc))
 
     frc_px = float(opts["frc_pixel_nm"] or hr_px)
@@ -279,12 +291,13 @@ def summary_table(entries: list[dict], out_csv: str) -> pd.DataFrame:
         if metrics:
             row["status"] = _ok_status(metrics)
         row.update({k: metrics.get(k) for k in ("model", "gt_density_per_um2", *SUMMARY_RUN) if k in metrics})
-        row.update({k: metrics.get(k, float("nan")) for k in LOCALIZATION_METRICS + IMAGE_METRICS})
+        row.update({k: metrics.get(k, float("nan")) for k in LOCALIZATION_METRICS + BRIGHTNESS_METRICS + IMAGE_METRICS})
         for stage in entry.get("stages", []):
             row[f"{stage['stage']}_s"] = _benchmark_seconds(stage["benchmark"])
             stages += [stage["stage"]] if stage["stage"] not in stages else []
         rows.append(row)
-    columns = [*SUMMARY_INFO, "status", *SUMMARY_RUN, *LOCALIZATION_METRICS, *IMAGE_METRICS, *(f"{s}_s" for s in stages)]
+    columns = [*SUMMARY_INFO, "status", *SUMMARY_RUN, *LOCALIZATION_METRICS, *BRIGHTNESS_METRICS, *IMAGE_METRICS,
+               *(f"{s}_s" for s in stages)]  # fmt: skip
     table = pd.DataFrame(rows).reindex(columns=columns)
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")

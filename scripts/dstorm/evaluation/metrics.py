@@ -22,6 +22,8 @@ __all__ = [
     "IMAGE_METRICS",
     "efficiency",
     "localization_metrics",
+    "BRIGHTNESS_METRICS",
+    "brightness_metrics",
     "matched_errors",
     "pearson",
     "scale_match",
@@ -33,6 +35,10 @@ __all__ = [
 LOCALIZATION_METRICS = (
     "n_ground_truth", "n_localizations", "tp", "fp", "fn", "jaccard", "precision", "recall",
     "rmse_lat_nm", "bias_x_nm", "bias_y_nm", "efficiency_pct",
+)  # fmt: skip
+#: Keys of :func:`brightness_metrics`: recall and RMSE of the dim and the bright ground-truth emitter-frames.
+BRIGHTNESS_METRICS = (
+    "n_ground_truth_dim", "recall_dim", "rmse_lat_nm_dim", "n_ground_truth_bright", "recall_bright", "rmse_lat_nm_bright",
 )  # fmt: skip
 #: Keys of :func:`image_metrics`.
 IMAGE_METRICS = ("pearson_r", "nrmse", "psnr_db", "ssim")
@@ -81,6 +87,23 @@ def localization_metrics(
         "efficiency_pct": efficiency(jaccard, rmse, alpha_per_nm),
     }
     return metrics, m
+
+
+def brightness_metrics(m: Matches, errors: np.ndarray, gt_photons, split_photons: float) -> dict:
+    """Recall and RMSE of the ground-truth emitter-frames below (``dim``) and at or above (``bright``)
+    ``split_photons``; ``errors`` are :func:`matched_errors` of ``m``. NaN where a group is empty or, for
+    the RMSE, has no match. Without photons (``gt_photons`` None) every value is NaN."""
+    if gt_photons is None:
+        return {k: float("nan") for k in BRIGHTNESS_METRICS}
+    bright = np.asarray(gt_photons, dtype=np.float64) >= split_photons
+    matched_bright = bright[m.gt_index]
+    out = {}
+    for name, group, matched in (("dim", ~bright, ~matched_bright), ("bright", bright, matched_bright)):
+        n, tp = int(group.sum()), int(matched.sum())
+        out[f"n_ground_truth_{name}"] = n
+        out[f"recall_{name}"] = _ratio(tp, n)
+        out[f"rmse_lat_nm_{name}"] = float(np.sqrt(np.mean(np.sum(errors[matched] ** 2, axis=1)))) if tp else float("nan")
+    return {k: out[k] for k in BRIGHTNESS_METRICS}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,6 +21,9 @@ __all__ = [
     "sample_photons",
     "EmitterEvents",
     "sample_events",
+    "sample_events_continuous",
+    "blink_periods",
+    "frames_touched_per_molecule",
     "background_field",
 ]
 
@@ -202,6 +205,99 @@ def sample_events(
         y_nm=xy[emitter, 1],
         photons=sample_photons(rng, photons, len(frame)),
         sigma_nm=sigma[emitter],
+    )
+
+
+def frames_touched_per_molecule(mean_on_frames: float, mean_off_frames: float, mean_blinks: float) -> float:
+    """E[number of frames in which one molecule is on for some part of the exposure], continuous-time model.
+
+    A molecule has ``k`` on-periods (geometric, mean ``n = mean_blinks``), each ``Exponential(τ_on)`` long,
+    separated by ``Exponential(τ_off)`` off-periods, and is activated at a uniformly random time, so every
+    switching time has a uniform phase within its frame. An interval of length ``T`` at a uniform phase
+    touches ``1 + T`` frames on average; two consecutive periods share a frame (counted twice) when the
+    off-period between them ends in the frame where it began, with probability
+    ``E[max(0, 1 − S)] = 1 − τ_off (1 − e^(−1/τ_off))``. Hence
+    ``F = n (1 + τ_on) − (n − 1) (1 − τ_off (1 − e^(−1/τ_off)))``, and an activation rate of
+    ``density × area / F`` per frame holds the mean density of emitters on (for any part of a frame)."""
+    n, t_on, t_off = float(mean_blinks), float(mean_on_frames), float(mean_off_frames)
+    same_frame = 1.0 - t_off * -np.expm1(-1.0 / t_off)
+    return n * (1.0 + t_on) - (n - 1.0) * same_frame
+
+
+def blink_periods(rng: np.random.Generator, start: np.ndarray, mean_on: float, mean_off: float, mean_blinks: float):
+    """The on-periods of molecules activated at times ``start`` (frames): ``(molecule, begin, end)``, in
+    order of molecule then time. Each molecule has a geometric number of periods (mean ``mean_blinks``),
+    ``Exponential(mean_on)`` long, separated by ``Exponential(mean_off)`` off-periods."""
+    n_mol = len(start)
+    blinks = rng.geometric(1.0 / mean_blinks, n_mol) if mean_blinks > 1 else np.ones(n_mol, dtype=np.int64)
+    mol = np.repeat(np.arange(n_mol), blinks)
+    on = rng.exponential(mean_on, len(mol))
+    off = rng.exponential(mean_off, len(mol))
+    step = on + off  # a period starts after the (on + off) of the molecule's earlier periods
+    before = np.cumsum(step) - step
+    first_of_mol = np.cumsum(blinks) - blinks
+    begin = start[mol] + before - before[first_of_mol[mol]]
+    return mol, begin, begin + on
+
+
+def sample_events_continuous(
+    rng: np.random.Generator,
+    *,
+    n_frames: int,
+    density_per_um2: float,
+    fov_nm: tuple[float, float],
+    mean_on_frames: float,
+    mean_off_frames: float,
+    mean_blinks: float,
+    structure,
+    psf,
+    photons: dict,
+) -> EmitterEvents:
+    """Molecules that blink in continuous time at fixed positions (see :func:`frames_touched_per_molecule`).
+
+    Molecules are activated at a Poisson rate, uniformly in time from a burn-in before the first frame (so
+    the first frames are as dense as the rest) to the end; each blinks ``k`` times (geometric, mean
+    ``mean_blinks``) and then bleaches. An emitter-frame is a (molecule, frame) pair in which the molecule is
+    on for some part of the exposure; its photons are ``P × t``, ``t`` the fraction of the frame it was on
+    and ``P`` drawn from ``photons`` (the photons of a whole frame on, drawn anew for each emitter-frame).
+    Repeated blinks of a molecule keep its position and PSF width; ``emitter`` numbers the molecules.
+    """
+    area_um2 = fov_nm[0] * fov_nm[1] / 1e6
+    t_on, t_off, n_b = float(mean_on_frames), float(mean_off_frames), float(mean_blinks)
+    rate = density_per_um2 * area_um2 / frames_touched_per_molecule(t_on, t_off, n_b)
+    burn = int(np.ceil(10.0 * n_b * (t_on + t_off) + 10.0 * t_on)) + 1
+    n_mol = rng.poisson(rate * (n_frames + burn))
+    mol, begin, end = blink_periods(rng, rng.uniform(-burn, n_frames, n_mol), t_on, t_off, n_b)
+    visible = (end > 0) & (begin < n_frames)
+    mol, begin, end = mol[visible], begin[visible], end[visible]
+    # split each period into the frames it touches, with its on-time in each
+    f0 = np.floor(begin).astype(np.int64)
+    f1 = np.ceil(end).astype(np.int64)  # exclusive
+    counts = f1 - f0
+    period = np.repeat(np.arange(len(mol)), counts)
+    frame = f0[period] + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    on_time = np.minimum(end[period], frame + 1.0) - np.maximum(begin[period], frame)
+    inside = (frame >= 0) & (frame < n_frames) & (on_time > 0)
+    frame, on_time, molecule = frame[inside], on_time[inside], mol[period[inside]]
+    # two blinks of one molecule within one frame are one emitter-frame
+    key = molecule * np.int64(n_frames) + frame
+    unique, index = np.unique(key, return_inverse=True)
+    on_time = np.bincount(index, weights=on_time, minlength=len(unique))
+    molecule, frame = unique // n_frames, unique % n_frames
+    # positions and widths of the molecules seen, in order of first appearance
+    seen, molecule = np.unique(molecule, return_inverse=True)
+    xy = structure.sample(rng, len(seen))
+    sigma = psf.sample_sigma_nm(rng, len(seen))
+    order = np.lexsort((molecule, frame))
+    molecule, frame, on_time = molecule[order], frame[order], np.minimum(on_time[order], 1.0)
+    full = sample_photons(rng, photons, len(frame))
+    return EmitterEvents(
+        frame=frame.astype(np.int64),
+        emitter=molecule.astype(np.int64),
+        x_nm=xy[molecule, 0],
+        y_nm=xy[molecule, 1],
+        photons=full * on_time,
+        sigma_nm=sigma[molecule],
     )
 
 

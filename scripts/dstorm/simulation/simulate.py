@@ -19,7 +19,13 @@ from dstorm.config import seed_sequence_entropy
 from dstorm.errors import InputError
 from dstorm.io import save_arrays, write_localizations, write_stack
 from dstorm.simulation.camera import camera_from_config
-from dstorm.simulation.emitters import EmitterEvents, background_field, sample_events, structure_from_config
+from dstorm.simulation.emitters import (
+    EmitterEvents,
+    background_field,
+    sample_events,
+    sample_events_continuous,
+    structure_from_config,
+)
 from dstorm.simulation.patches import PATCH_FORMAT_VERSION, PatchSampler
 from dstorm.simulation.psf import IntegratedGaussianPSF
 
@@ -57,16 +63,15 @@ class Simulator:
     def draw(self, rngs: dict, *, density: float, n_frames: int) -> Simulation:
         """Emitters, background and the ground-truth table (frames from 1)."""
         structure = structure_from_config(self.cfg["structure"], self.fov_nm, rngs["emitters"])
-        events = sample_events(
-            rngs["emitters"],
-            n_frames=n_frames,
-            density_per_um2=density,
-            fov_nm=self.fov_nm,
-            mean_on_frames=self.cfg["photophysics"]["mean_on_frames"],
-            structure=structure,
-            psf=self.psf,
-            photons=self.cfg["photophysics"]["photons"],
-        )
+        pp = self.cfg["photophysics"]
+        common = dict(n_frames=n_frames, density_per_um2=density, fov_nm=self.fov_nm, structure=structure,
+                      psf=self.psf, photons=pp["photons"], mean_on_frames=pp["mean_on_frames"])  # fmt: skip
+        if pp.get("model", "frames") == "continuous":
+            events = sample_events_continuous(
+                rngs["emitters"], mean_off_frames=pp["mean_off_frames"], mean_blinks=pp["mean_blinks"], **common
+            )
+        else:
+            events = sample_events(rngs["emitters"], **common)
         bg_cfg = self.cfg["background"]
         background = background_field(
             rngs["background"],

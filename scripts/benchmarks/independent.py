@@ -1,0 +1,187 @@
+"""The condition estimator on stacks that this project did not simulate.
+
+Stacks come from Picasso's simulator (scripts/benchmarks/picasso_stack.py, run in a virtual environment of
+its own that this script makes once in build/picasso-venv with ``pip install picassosr==0.11.3``; Picasso is
+never a dependency of the workflow) and from ThunderSTORM (../shared/data/thunderstorm_demo1). For each
+condition it prints the truth and the estimate of the density, mean and median photons per emitter-frame,
+σ and background, with the estimate's standard error, and marks misses of the targets (density and mean
+photons 15 %, σ 5 %).
+
+Truth: the density is the ground truth's emitter-frames (photons > 0) per frame per µm²; photons are the
+truth's photons per emitter-frame times the camera's QE (photo-electrons: what the data show); σ is
+Picasso's PSF; the background is Picasso's Poisson background times the QE.
+
+Both density methods of the estimate (``estimate.density``: ratio and simulation) are run on each stack.
+
+Usage:
+    .venv/bin/python scripts/benchmarks/independent.py                   # every condition (about 40 min)
+    .venv/bin/python scripts/benchmarks/independent.py --cameras emccd --densities 2 --frames 200 --density ratio
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from dstorm.estimation.run import estimate_dataset  # noqa: E402
+
+VENV = REPO / "build" / "picasso-venv"
+PICASSO = "picassosr==0.11.3"
+QE = {"emccd": 0.9, "scmos": 0.72, "ideal": 1.0}  # picasso_stack.CAMERAS (it runs in the other venv)
+KINETICS = {  # Picasso's bright (on) and dark times, ms, at 100 ms frames
+    "short on-times": {"taub_ms": 100, "itime_ms": 100},  # mean on-time 1 frame: most emitter-frames partial
+    "long on-times": {"taub_ms": 500, "itime_ms": 100},  # 5 frames: most are whole
+}
+PHOTONS = {  # photons of a whole frame on: mean, std
+    "2000 ± 0": (2000.0, 0.0),
+    "4000 ± 1200": (4000.0, 1200.0),
+}
+TARGETS = {"density": 0.15, "photons_mean": 0.15, "sigma": 0.05}
+SIGMA_PX = 1.1
+BACKGROUND = 20.0
+
+
+def picasso_python() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {VENV} with {PICASSO} (once; a few minutes)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", PICASSO], check=True)
+    return python
+
+
+def sites_for(density: float, kinetics: dict, size: int, pixel_nm: float, taud_ms: float) -> int:
+    """Binding sites that give about ``density`` emitters on per frame (the truth is measured, not this)."""
+    itime, taub = kinetics["itime_ms"], kinetics["taub_ms"]
+    events_per_frame = itime / (taud_ms + taub)  # per site
+    frames_per_event = 1 + taub / itime
+    area = (size * pixel_nm / 1000) ** 2
+    return max(1, int(round(density * area / (events_per_frame * frames_per_event))))
+
+
+def make_stack(folder: Path, name: str, *, camera: str, density: float, kinetics: str, photons: str,
+               frames: int, seed: int, size: int = 64) -> tuple[Path, Path]:  # fmt: skip
+    mean, std = PHOTONS[photons]
+    kin = KINETICS[kinetics]
+    taud = 20 * kin["taub_ms"]  # sites are dark most of the time, as in dSTORM/PAINT
+    params = {
+        "seed": seed, "size": size, "frames": frames, "pixel_size_nm": 100.0, "camera": camera,
+        "sites": sites_for(density, kin, size, 100.0, taud), "taud_ms": taud, **kin,
+        "photons_per_frame": mean, "photons_per_frame_std": std, "photonbudget": 1e9,
+        "psf_px": SIGMA_PX, "background": BACKGROUND,
+    }  # fmt: skip
+    tif, csv = folder / f"{name}.tif", folder / f"{name}.csv"
+    subprocess.run([str(picasso_python()), str(Path(__file__).with_name("picasso_stack.py")), str(tif), str(csv),
+                    json.dumps(params)], check=True)  # fmt: skip
+    return tif, csv
+
+
+def truth_of(csv: Path, *, camera: str, frames: int, size: int, sigma_nm: float, background: float) -> dict:
+    gt = pd.read_csv(csv)
+    photons = gt["intensity [photon]"].to_numpy() * QE[camera]
+    return {
+        "density": len(gt) / frames / (size * size * 0.01),
+        "photons_mean": float(photons.mean()),
+        "photons_median": float(np.median(photons)),
+        "sigma": sigma_nm,
+        "background": background * QE[camera],
+    }
+
+
+def estimate(tif: Path, frames: int, method: str = "ratio") -> dict:
+    t0 = time.perf_counter()
+    doc, _ = estimate_dataset([str(tif)], pixel_size_nm=100.0, max_frames=frames, given={}, seed=0,
+                              population=method == "simulation")  # fmt: skip
+    v = {k: (float("nan") if x is None else x) for k, x in doc["values"].items()}
+    se = {k: (float("nan") if x is None else x) for k, x in doc["standard_errors"].items()}
+    return {
+        "density": v["density_per_um2"], "density_se": se.get("density_per_um2"),
+        "photons_mean": v["photons_mean"], "photons_mean_se": se.get("photons_mean"),
+        "photons_median": v["photons_median"], "photons_median_se": se.get("photons_median"),
+        "sigma": v["psf_sigma_nm"], "sigma_se": se.get("psf_sigma_nm"),
+        "background": v["background_photons_per_px"], "background_se": se.get("background_photons_per_px"),
+        "camera": v["camera_model"], "seconds": time.perf_counter() - t0, "warnings": len(doc["warnings"]),
+    }  # fmt: skip
+
+
+def cell(key: str, truth: dict, found: dict) -> str:
+    t, f, se = truth[key], found[key], found.get(f"{key}_se")
+    if f is None or not np.isfinite(f):
+        return f"{t:.4g} / – *"
+    err = (f - t) / t
+    miss = " *" if key in TARGETS and abs(err) > TARGETS[key] else ""
+    se_text = f" ± {se:.2g}" if se is not None and np.isfinite(se) else ""
+    return f"{t:.4g} / {f:.4g}{se_text} ({100 * err:+.0f} %){miss}"
+
+
+COLUMNS = ["density", "photons_mean", "photons_median", "sigma", "background"]
+
+
+def thunderstorm(shared: Path, method: str) -> tuple[dict, dict] | None:
+    folder = shared / "thunderstorm_demo1"
+    if not (folder / "ArtificialDataset_demo1.tif").is_file():
+        return None
+    gt = pd.read_csv(folder / "positions_demo1.csv")
+    truth = {
+        "density": len(gt) / 20 / 40.96, "photons_mean": float(gt["intensity [photon]"].mean()),
+        "photons_median": float(gt["intensity [photon]"].median()), "sigma": float(gt["sigma [nm]"].mean()),
+        "background": 20.0,
+    }  # fmt: skip
+    return truth, estimate(folder / "ArtificialDataset_demo1.tif", 20, method)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", default="emccd,scmos")
+    parser.add_argument("--densities", default="0.5,2,4,6")
+    parser.add_argument("--kinetics", default=",".join(KINETICS))
+    parser.add_argument("--photons", default=",".join(PHOTONS))
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--keep", help="folder to keep the stacks and truths in")
+    parser.add_argument("--density", default="ratio,simulation", help="estimate.density methods to compare")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dstorm-independent-") as tmp:
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for camera in args.cameras.split(","):
+            for kinetics in args.kinetics.split(","):
+                for photons in args.photons.split(","):
+                    for density in (float(d) for d in args.densities.split(",")):
+                        name = f"{camera}_{density:g}_{kinetics.split()[0]}_{photons.split()[0]}"
+                        tif, csv = make_stack(folder, name, camera=camera, density=density, kinetics=kinetics,
+                                              photons=photons, frames=args.frames, seed=args.seed)  # fmt: skip
+                        truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
+                                         background=BACKGROUND)  # fmt: skip
+                        for method in args.density.split(","):
+                            found = estimate(tif, args.frames, method)
+                            rows.append((f"Picasso {camera}, {kinetics}, {photons} photons, {density:g}/µm² [{method}]", truth, found))
+                            print(f"done {name} {method}: {found['seconds']:.0f} s", file=sys.stderr)
+    for method in args.density.split(","):
+        ts = thunderstorm(Path(args.shared), method)
+        if ts:
+            rows.append((f"ThunderSTORM demo 1 (sCMOS-like, whole frames) [{method}]", *ts))
+    print(f"\n{args.frames} frames of 64 × 64 px, 100 nm; each cell: truth / estimate ± SE (error); * misses the target\n")
+    print("| condition | camera found | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for name, truth, found in rows:
+        print(f"| {name} | {found['camera']} | " + " | ".join(cell(k, truth, found) for k in COLUMNS) + " |")
+    misses = sum(1 for _, t, f in rows for k in TARGETS if not (np.isfinite(f[k]) and abs(f[k] / t[k] - 1) <= TARGETS[k]))
+    print(f"\n{misses} misses of {len(rows) * len(TARGETS)} (density and mean photons within 15 %, σ within 5 %)")
+
+
+if __name__ == "__main__":
+    main()

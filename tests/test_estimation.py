@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 from conftest import TINY_RECIPE, dataset, run_snakemake
 
+from dstorm.cameras import adu_per_electron, mean_offset_adu
 from dstorm.config import apply_estimates, prepare_estimates
 from dstorm.estimation.conditions import estimate_conditions, noise_line, quiet_neighbourhood
 from dstorm.estimation.run import conditions_config, typed_camera
@@ -32,8 +33,8 @@ def simulate_stack(preset: str, density: float, frames: int = 300, seed: int = 5
     stack = np.concatenate(list(sim.frames(drawn, frames, rngs["camera"])))
     cam = ds["camera"]
     truth = {
-        "gain": (cam["em_gain"] if cam["model"] == "emccd" else 1.0) / cam["e_per_adu"],
-        "offset": cam["baseline_adu"] - 0.5,  # the mean of floor(x + baseline)
+        "gain": adu_per_electron(cam),
+        "offset": mean_offset_adu(cam),  # the mean of floor(x + baseline)
         "photons_e": 2250 * cam["quantum_efficiency"],
         "background_e": float(drawn.background.mean()) * cam["quantum_efficiency"],
         "density": len(drawn.events) / frames / (64 * 64 * 0.01),

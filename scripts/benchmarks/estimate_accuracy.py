@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import child_table, dataset, peak_rss_mib  # noqa: E402
+from dstorm.cameras import adu_per_electron, mean_offset_adu  # noqa: E402
 from dstorm.estimation.conditions import estimate_conditions  # noqa: E402
 from dstorm.estimation.run import typed_camera  # noqa: E402
 from dstorm.simulation.simulate import Simulator  # noqa: E402
@@ -57,8 +58,8 @@ def condition(camera: str, density: float, frames: int, seed: int, typed: str = 
         "sigma": 110.5,
         "photons": 2250 * qe,
         "background": float(drawn.background.mean()) * qe + cam.get("spurious_charge_e", 0.0),
-        "offset": cam["baseline_adu"] - 0.5,
-        "gain": (cam.get("em_gain", 1.0) if cam["model"] == "emccd" else 1.0) / cam["e_per_adu"],
+        "offset": mean_offset_adu(cam),
+        "gain": adu_per_electron(cam),
         "density": len(drawn.events) / frames / (64 * 64 * 0.01),
     }
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import os
 import zlib
 from typing import Any, Iterator
 
+from dstorm.cameras import CAMERA_PRESETS, MODEL_ONLY_KEYS  # the camera models' one owner
 from dstorm.errors import InputError
 
 __all__ = [
@@ -36,50 +37,6 @@ __all__ = [
     "model_density",
     "check_keys",
 ]
-
-#: Named cameras. ``ideal`` counts photons exactly; ``epfl2016`` is the EMCCD of the EPFL SMLM 2016
-#: challenge (as used by DECODE); ``zerocostdl4mic`` is the ZeroCostDL4Mic notebook's camera
-#: (ADU = Poisson(photons) + 4.5 N(0, 1) + 50); ``scmos_typical`` has a current sCMOS's typical figures
-#: (QE 0.72, read noise 1.6 e⁻ rms, 0.46 e⁻/ADU, offset 100 ADU).
-CAMERA_PRESETS: dict[str, dict[str, Any]] = {
-    "ideal": {
-        "model": "scmos",
-        "quantum_efficiency": 1.0,
-        "read_noise_e": 0.0,
-        "e_per_adu": 1.0,
-        "baseline_adu": 0.0,
-        "bit_depth": 16,
-    },
-    "epfl2016": {
-        "model": "emccd",
-        "quantum_efficiency": 0.9,
-        "read_noise_e": 74.4,
-        "spurious_charge_e": 0.002,
-        "em_gain": 300.0,
-        "e_per_adu": 45.0,
-        "baseline_adu": 100.0,
-        "bit_depth": 16,
-    },
-    "scmos_typical": {
-        "model": "scmos",
-        "quantum_efficiency": 0.72,
-        "read_noise_e": 1.6,
-        "e_per_adu": 0.46,
-        "baseline_adu": 100.0,
-        "bit_depth": 16,
-    },
-    "zerocostdl4mic": {
-        "model": "scmos",
-        "quantum_efficiency": 1.0,
-        "read_noise_e": 4.5,
-        "e_per_adu": 1.0,
-        "baseline_adu": 50.0,
-        "bit_depth": 16,
-    },
-}
-
-_EMCCD_ONLY = ("spurious_charge_e", "em_gain")
-_SCMOS_ONLY = ("read_noise_map", "offset_map")
 
 
 class ConfigError(InputError):
@@ -321,11 +278,11 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
                 f"{', '.join(_simulates(ds))}"
             )
         model = resolve_camera(cam).get("model")
-        wrong = _SCMOS_ONLY if model == "emccd" else _EMCCD_ONLY
+        wrong = MODEL_ONLY_KEYS["scmos" if model == "emccd" else "emccd"]
         for k in wrong:
             if cam.get(k) is not None:
                 yield f"{key}.camera.{k}: only for {'scmos' if model == 'emccd' else 'emccd'} cameras, this one is {model}"
-        for k in _SCMOS_ONLY:
+        for k in MODEL_ONLY_KEYS["scmos"]:
             if cam.get(k) and not exists(cam[k]):
                 yield f"{key}.camera.{k}: file not found: {cam[k]}"
 

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, special
 
+from dstorm.cameras import EXCESS_NOISE
 from dstorm.errors import InputError
 from dstorm.estimation.spots import cut_windows, spot_maxima, fit_spots, isolated, otsu_threshold
 
@@ -57,8 +58,6 @@ __all__ = ["EstimationError", "Estimates", "estimate_conditions", "EXCESS_NOISE"
 
 log = logging.getLogger(__name__)
 
-#: Excess-noise factor F and third-cumulant ratio c (κ3 = c·k²·(m − o)) of each camera model.
-EXCESS_NOISE = {"emccd": (2.0, 1.5), "scmos": (1.0, 1.0)}
 
 
 class EstimationError(InputError):

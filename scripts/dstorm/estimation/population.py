@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dstorm.cameras import adu_per_electron, mean_offset_adu
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Population", "estimate_population", "CANDIDATES"]
@@ -122,8 +124,7 @@ class _Simulations:
         drawn = sim.draw(rngs, density=d, n_frames=n_frames)
         frames = np.concatenate(list(sim.frames(drawn, n_frames, rngs["camera"]))).astype(np.float64)
         cam = ds["camera"]
-        gain = (cam.get("em_gain", 1.0) if cam["model"] == "emccd" else 1.0) / cam["e_per_adu"]
-        offset = cam["baseline_adu"] - 0.5
+        gain, offset = adu_per_electron(cam), mean_offset_adu(cam)
         det = detect_spots(frames)
         try:
             fit = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)

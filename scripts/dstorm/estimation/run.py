@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from dstorm.config import CAMERA_PRESETS, resolve_camera
+from dstorm.cameras import CAMERA_PRESETS, adu_per_electron, mean_offset_adu
+from dstorm.config import resolve_camera
 from dstorm.estimation.conditions import Estimates, EstimationError, estimate_conditions, simulator_camera
 from dstorm.io import jsonable
 from dstorm.stack import TiffStack
@@ -59,9 +60,9 @@ def typed_camera(given: dict[str, Any]) -> dict[str, Any]:
         out["quantum_efficiency"] = full["quantum_efficiency"]
         cam = full
     if cam.get("e_per_adu") is not None and (cam.get("model") == "scmos" or cam.get("em_gain") is not None):
-        out["gain_adu_per_e"] = float(cam.get("em_gain") or 1.0) / float(cam["e_per_adu"])
+        out["gain_adu_per_e"] = adu_per_electron(cam)
     if cam.get("baseline_adu") is not None:
-        out["offset_adu"] = float(cam["baseline_adu"]) - 0.5  # the mean of floor(x + baseline)
+        out["offset_adu"] = mean_offset_adu(cam)
     return out
 
 

@@ -238,7 +238,11 @@ def check_keys(config: dict[str, Any]) -> None:
     """Before the schema: refuse keys that YAML did not read as text (``1:``, ``001:``, ``2024-05-01:``).
 
     Names become paths, so ``001`` read as the integer 1 would silently be renamed; a quoted key is a name."""
-    errors = list(_key_errors(config, ""))
+    _refuse(list(_key_errors(config, "")))
+
+
+def _refuse(errors: list[str]) -> None:
+    """Raise :class:`ConfigError` with one line per problem, key first."""
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -254,7 +258,7 @@ def _collision_errors(config: dict[str, Any]) -> Iterator[str]:
 
     reported = set()
     for path, jobs in job_names(config_jobs(config, density_label)).items():
-        names = tuple(sorted({names for _, names in jobs}))
+        names = tuple(sorted(set(jobs)))
         if len(jobs) > 1 and names not in reported:
             reported.add(names)
             yield (
@@ -270,12 +274,13 @@ def _errors(config: dict[str, Any], base_dir: str) -> Iterator[str]:
     for name, ds in config["datasets"].items():
         key = f"datasets.{name}"
         cam = ds.get("camera", {})
+        simulated = _simulates(ds)
         if "estimate" in ds:
             yield from _estimate_errors(key, ds)
-        elif "preset" not in cam and "model" not in cam and _simulates(ds):
+        elif "preset" not in cam and "model" not in cam and simulated:
             yield (
                 f"{key}.camera: give a `preset` ({', '.join(CAMERA_PRESETS)}) or a `model` (emccd, scmos) to simulate "
-                f"{', '.join(_simulates(ds))}"
+                f"{', '.join(simulated)}"
             )
         model = resolve_camera(cam).get("model")
         wrong = MODEL_ONLY_KEYS["scmos" if model == "emccd" else "emccd"]
@@ -362,6 +367,4 @@ def check_config(config: dict[str, Any], base_dir: str = ".") -> None:
     ``config`` must already be schema-validated with defaults filled in; relative paths are resolved
     against ``base_dir`` (Snakemake's working directory).
     """
-    errors = list(_errors(config, base_dir)) + list(_collision_errors(config))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    _refuse(list(_errors(config, base_dir)) + list(_collision_errors(config)))

@@ -52,9 +52,10 @@ def record_owner(lock_files, pid: int | None = None) -> list[Path]:
     """Write ``<i>.owner.json`` beside each of this run's lock files (``<i>.input.lock`` ...)."""
     pid = os.getpid() if pid is None else pid
     owner = {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid)}
+    lock_files = [Path(f) for f in lock_files]
     written = []
-    for index in sorted({Path(f).name.split(".")[0] for f in lock_files}):
-        path = Path(next(iter(lock_files))).parent / f"{index}.owner.json"
+    for index in sorted({f.name.split(".")[0] for f in lock_files}):
+        path = lock_files[0].parent / f"{index}.owner.json"
         path.write_text(json.dumps(owner) + "\n")
         written.append(path)
     return written
@@ -62,7 +63,7 @@ def record_owner(lock_files, pid: int | None = None) -> list[Path]:
 
 def remove_stale_locks(lock_dir: str | os.PathLike = ".snakemake/locks") -> list[str]:
     """Remove the locks whose owner was a process of this host that is no longer running; returns what was
-    removed, one description per lock (also logged as a warning)."""
+    removed, one description per lock (the caller reports them)."""
     lock_dir = Path(lock_dir)
     removed = []
     for owner_file in sorted(lock_dir.glob("*.owner.json")) if lock_dir.is_dir() else []:
@@ -77,7 +78,8 @@ def remove_stale_locks(lock_dir: str | os.PathLike = ".snakemake/locks") -> list
         for kind in ("input", "output"):
             (lock_dir / f"{index}.{kind}.lock").unlink(missing_ok=True)
         owner_file.unlink(missing_ok=True)
-        message = f"removed the stale lock {lock_dir}/{index}.*.lock of snakemake process {pid} on {host}, which is no longer running"
-        log.warning(message)
-        removed.append(message)
+        removed.append(
+            f"removed the stale lock {lock_dir}/{index}.*.lock of snakemake process {pid} on {host}, which is no "
+            "longer running"
+        )
     return removed

@@ -46,16 +46,16 @@ def benchmark_path(rule: str, **wildcards: str) -> str:
     return _path("results/benchmarks", rule, ".tsv", wildcards)
 
 
-def job_names(jobs: Iterator[tuple[str, dict[str, str]]]) -> dict[str, list[tuple[str, str]]]:
-    """``{case-folded log path: [(rule, the job's names)]}`` for ``(rule, wildcards)`` pairs: an entry with two
+def job_names(jobs: Iterator[tuple[str, dict[str, str]]]) -> dict[str, list[str]]:
+    """``{case-folded log path: [the jobs' names]}`` for ``(rule, wildcards)`` pairs: an entry with two
     jobs is a collision (the same file, or the same file on a case-insensitive file system). The names read
     like config keys: ``datasets.<d>`` or ``datasets.<d>.acquisitions.<a>``."""
-    seen: dict[str, list[tuple[str, str]]] = {}
+    seen: dict[str, list[str]] = {}
     for rule, wildcards in jobs:
         names = f"datasets.{wildcards['dataset']}" if "dataset" in wildcards else "the run"
         if "acquisition" in wildcards:
             names += f".acquisitions.{wildcards['acquisition']}"
-        seen.setdefault(log_path(rule, **wildcards).casefold(), []).append((rule, names))
+        seen.setdefault(log_path(rule, **wildcards).casefold(), []).append(names)
     return seen
 
 

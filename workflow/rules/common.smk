@@ -41,12 +41,16 @@ try:
     check_keys(config)
     # Datasets that estimate their conditions: their hand-typed keys, noted before the schema fills defaults.
     GIVEN = prepare_estimates(config)
-    problems = schema_problems(
-        config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
-    )
-    if problems:
-        raise ConfigError(format_problems(problems, CONFIG_SOURCE))
-    validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
+    try:
+        validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
+    except WorkflowError:
+        # snakemake's message stops at the first problem, the schema dumped: list every one, key first
+        problems = schema_problems(
+            config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+        )
+        if not problems:
+            raise
+        raise ConfigError(format_problems(problems)) from None
     check_config(config, base_dir=os.getcwd())
 except ConfigError as err:
     raise WorkflowError(f"{err}\n(config: {CONFIG_SOURCE})")

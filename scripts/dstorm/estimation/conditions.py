@@ -27,10 +27,10 @@ The estimator needs only the frames (in ADU) and the camera pixel size:
 6. **Background and density.** ``(κ1 − o) / G`` photo-electrons per pixel. A first guess of the density is
    the photons of a frame above the background divided by the median photons of a fitted spot, per µm²;
    it is biased where spots crowd (only bright spots stay isolated) and with real blinking (most
-   emitter-frames are partial and dim). Step 4 of :mod:`dstorm.estimation.population` replaces it (and the
-   photons per emitter-frame) by fitting the simulator to the data: the density, whole-frame photons and
-   mean on-time whose simulated stacks give the data's signal, median fitted photons and detections per
-   frame.
+   emitter-frames are partial and dim). With ``population=True`` (``estimate.density: simulation``), step 4
+   of :mod:`dstorm.estimation.population` replaces it (and the photons per emitter-frame) by fitting the
+   simulator to the data: the density, whole-frame photons and mean on-time whose simulated stacks give the
+   data's signal, detections per frame and median fitted photons.
 
 The steps are functions of their own: :func:`detect_spots`, :func:`noise_line` and the camera fit,
 :func:`fit_isolated_spots`, and :func:`dstorm.estimation.population.estimate_population`.
@@ -587,15 +587,15 @@ def estimate_conditions(
     }
     photophysics = pop = None
     if population and np.isfinite(gain) and gain > 0 and np.isfinite(bg_e):
-        from dstorm.estimation.population import estimate_population
+        from dstorm.estimation.population import detections_per_64x64, estimate_population
 
         signal_e = signal_adu / gain
         pop = estimate_population(
             signal_e_per_um2=float(np.mean(signal_e) / area_um2),
             signal_se=float(np.std(np.mean(signal_e[frames_boot], axis=1)) / area_um2),
             fitted_photons_e=photons_e, median_se=errors["photons_median"] * quantum_efficiency,
-            detections_per_frame=len(strong) / t * (64 * 64) / (h * w),
-            detections_se=float(np.std(np.bincount(strong.frame, minlength=t)) / np.sqrt(t)) * (64 * 64) / (h * w),
+            detections_per_frame=detections_per_64x64(len(strong), t, h, w),
+            detections_se=detections_per_64x64(float(np.std(np.bincount(strong.frame, minlength=t))), 1, h, w) / np.sqrt(t),
             camera=simulator_camera(values), sigma_nm=values["psf_sigma_nm"], background_e=float(bg_e),
             pixel_size_nm=pixel_size_nm, shape=(t, h, w), seed=seed,
             fit_options={"isolation_px": isolation_px, "max_spots": max_spots},
@@ -613,7 +613,7 @@ def estimate_conditions(
             density_per_um2=pop.density_per_um2, photons_mean=pop.photons_mean / quantum_efficiency,
             photons_median=pop.photons_median / quantum_efficiency,
             full_frame_photons=pop.full_frame_photons / quantum_efficiency, full_frame_photons_spread=pop.full_frame_spread,
-            blinking=pop.model, mean_on_frames=pop.mean_on_frames,
+            blinking="continuous", mean_on_frames=pop.mean_on_frames,
         )  # fmt: skip
         errors.update(
             density_per_um2=pop.errors["density_per_um2"], photons_mean=pop.errors["photons_mean"] / quantum_efficiency,

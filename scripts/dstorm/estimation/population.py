@@ -42,7 +42,7 @@ from dstorm.cameras import adu_per_electron, mean_offset_adu
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Population", "estimate_population", "CANDIDATES"]
+__all__ = ["Population", "estimate_population", "detections_per_64x64", "CANDIDATES"]
 
 #: The candidates, in order of brightness of their fitted spots: (mean on-time in frames, relative spread of
 #: a whole frame's photons). 30 frames is as good as whole frames; the last has a narrow photon distribution
@@ -58,6 +58,11 @@ DETECTION_SLOPE = 0.3
 ROUNDS = 4
 
 
+def detections_per_64x64(count: float, frames: int, height: int, width: int) -> float:
+    """Detections per frame, scaled to a 64 × 64 px field (the simulations' size), data and simulation alike."""
+    return count / frames * (64 * 64) / (height * width)
+
+
 @dataclass
 class Population:
     density_per_um2: float
@@ -65,22 +70,19 @@ class Population:
     photons_median: float
     full_frame_photons: float  # a whole frame on: mean, and relative spread
     full_frame_spread: float
-    model: str
-    mean_on_frames: float
+    mean_on_frames: float  # of continuous-time blinking, one blink
     errors: dict
     rounds: list
 
     def photophysics(self, quantum_efficiency: float = 1.0) -> dict:
         """The config section the simulations of training sets use (photons in photons, not electrons)."""
         m = self.full_frame_photons / quantum_efficiency
-        section = {
-            "model": self.model,
+        return {
+            "model": "continuous",
             "mean_on_frames": round(self.mean_on_frames, 3),
+            "mean_blinks": 1.0,
             "photons": {"distribution": "normal", "mean": round(m, 1), "std": round(self.full_frame_spread * m, 1)},
         }
-        if self.model == "continuous":
-            section["mean_blinks"] = 1.0
-        return section
 
 
 class _Simulations:
@@ -98,26 +100,25 @@ class _Simulations:
             "background": {"photons_per_px": max(background_e, 0.0), "variation": 0.0, "length_scale_nm": 3000},
             "structure": {"type": "uniform"},
         }  # fmt: skip
-        # the median of a few hundred fits is all a simulation needs (the fits are most of its cost)
+        # a median of up to SIM_SPOTS fits is all a simulation needs (the fits are most of its cost)
         self.fit_options = {**fit_options, "max_spots": min(int(fit_options.get("max_spots", SIM_SPOTS)), SIM_SPOTS)}
         self.frames = int(frames)
-        self.count = 0
 
-    def statistics(self, d: float, m: float, shape: tuple) -> dict:
+    def statistics(self, d: float, m: float, tau: float, cv: float) -> dict:
+        """Simulate ``d`` emitters/µm² of continuous-time blinking (mean on-time ``tau``, one blink) with
+        whole-frame photons ``m`` ± ``cv``, and measure the data's statistics on the stack."""
         from dstorm.estimation.conditions import EstimationError, detect_spots, fit_isolated_spots, noise_line
         from dstorm.simulation.simulate import Simulator
 
-        model, tau, cv = shape
         ds = copy.deepcopy(self.base)
         ds["photophysics"] = {
-            "model": model, "mean_on_frames": tau, "mean_off_frames": 10.0, "mean_blinks": 1.0,
+            "model": "continuous", "mean_on_frames": tau, "mean_off_frames": 10.0, "mean_blinks": 1.0,
             "photons": {"distribution": "normal", "mean": m, "std": cv * m},
         }  # fmt: skip
         h, w = ds["frame_size_px"]
         area = h * w * (ds["pixel_size_nm"] / 1000) ** 2
         n_frames = int(np.clip(max(EVENTS_PER_SIMULATION / max(d * area, 1e-9), self.frames), 60, 200))
         sim = Simulator(ds)
-        self.count += 1
         # common random numbers: every candidate draws from the same streams, so that the statistics change
         # smoothly with the density and the photons instead of with the noise of each draw
         rngs = sim.streams("population")
@@ -135,7 +136,7 @@ class _Simulations:
         photons = drawn.events.photons
         return {
             "signal_per_um2": float(signal.mean() / area),
-            "detections_per_frame": len(det.strong) / n_frames * (64 * 64) / (h * w),
+            "detections_per_frame": detections_per_64x64(len(det.strong), n_frames, h, w),
             "fitted": fitted,
             "truth_mean": float(photons.mean()) if len(photons) else float("nan"),
             "truth_median": float(np.median(photons)) if len(photons) else float("nan"),
@@ -168,26 +169,31 @@ def estimate_population(
         d0 = signal_e_per_um2 / (target_m * fraction)
         tried = []
 
+        def photons(d):  # whole-frame photons that give the data's signal at density d
+            return signal_e_per_um2 / (d * fraction)
+
+        def miss(trial):  # log of the simulation's detections over the data's
+            return np.log(trial[1]["detections_per_frame"] / detections_per_frame)
+
         def run(d):
-            st = sims.statistics(d, signal_e_per_um2 / (d * fraction), ("continuous", tau, spread))
+            st = sims.statistics(d, photons(d), tau, spread)
             tried.append((d, st))
-            rounds.append({"mean_on_frames": tau, "density": d, "full_frame_photons": signal_e_per_um2 / (d * fraction),
+            rounds.append({"mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
                            "fitted_median": float(np.median(st["fitted"])) if len(st["fitted"]) else None,
                            "detections_per_frame": st["detections_per_frame"]})  # fmt: skip
 
         run(0.4 * d0)
         run(0.8 * d0)
         for _ in range(ROUNDS - 2):
-            (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(np.log(x[1]["detections_per_frame"] / detections_per_frame)))[:2]
-            y1 = np.log(s1["detections_per_frame"] / detections_per_frame)
-            y2 = np.log(s2["detections_per_frame"] / detections_per_frame)
+            (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(miss(x)))[:2]
+            y1, y2 = miss((d1, s1)), miss((d2, s2))
             if y1 == y2:
                 break
             run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
-        d, st = min(tried, key=lambda x: abs(np.log(x[1]["detections_per_frame"] / detections_per_frame)))
+        d, st = min(tried, key=lambda x: abs(miss(x)))
         if len(st["fitted"]) < 10:
             continue
-        m = signal_e_per_um2 / (d * fraction)
+        m = photons(d)
         log.info("population, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, %.1f detections per "
                  "frame (data %.1f), median fitted %.4g (data %.4g)", tau, d, m, st["detections_per_frame"],
                  detections_per_frame, np.median(st["fitted"]), target_m)  # fmt: skip
@@ -222,6 +228,6 @@ def estimate_population(
              value["mean"])  # fmt: skip
     return Population(
         density_per_um2=float(value["d"]), photons_mean=float(value["mean"]), photons_median=float(value["median"]),
-        full_frame_photons=float(value["m"]), full_frame_spread=float(value["spread"]), model="continuous", mean_on_frames=tau,
+        full_frame_photons=float(value["m"]), full_frame_spread=float(value["spread"]), mean_on_frames=tau,
         errors=errors, rounds=rounds,
     )  # fmt: skip

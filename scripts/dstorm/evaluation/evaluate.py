@@ -91,11 +91,10 @@ def ground_truth_image(gt: pd.DataFrame, recon: dict) -> np.ndarray:
 MATCH_COLUMNS = ["frame", "x_gt [nm]", "y_gt [nm]", "x [nm]", "y [nm]", "dx [nm]", "dy [nm]"]
 
 
-def _matched_pairs(loc: pd.DataFrame, gt: pd.DataFrame, matches) -> pd.DataFrame:
-    """The matched pairs, one per row (frame, ground-truth and localised positions, their difference, nm),
-    in frame order."""
+def _matched_pairs(loc: pd.DataFrame, gt: pd.DataFrame, matches, err: np.ndarray) -> pd.DataFrame:
+    """The matched pairs, one per row (frame, ground-truth and localised positions, their difference ``err``
+    from :func:`matched_errors`, nm), in frame order."""
     (_, pxy), (gf, gxy) = _coords(loc), _coords(gt)
-    err = matched_errors(matches, pxy, gxy)
     order = np.lexsort((matches.gt_index, gf[matches.gt_index]))
     pi, gi = matches.pred_index[order], matches.gt_index[order]
     columns = (gf[gi], gxy[gi, 0], gxy[gi, 1], pxy[pi, 0], pxy[pi, 1], err[order, 0], err[order, 1])
@@ -156,7 +155,7 @@ def evaluate_acquisition(
         errors = matched_errors(matches, _coords(loc)[1], _coords(gt)[1])
         result.update(brightness_metrics(matches, errors, photons, opts["brightness_split_photons"]))
         result["brightness_split_photons"] = opts["brightness_split_photons"]
-        pairs = _matched_pairs(loc, gt, matches)
+        pairs = _matched_pairs(loc, gt, matches, errors)
         gt_image = ground_truth_image(gt, recon)
         result.update(image_metrics(sr, gt_image, blur_px=opts["correlation_blur_nm"] / hr_px))
         log.info(

@@ -214,3 +214,27 @@ def test_the_simulator_uses_continuous_blinking_when_configured():
     assert (gt["intensity [photon]"] < full["low"] - 1).mean() > 0.5  # most emitter-frames are partial
     density = len(gt) / 300 / (sim.fov_nm[0] * sim.fov_nm[1] / 1e6)
     assert density == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize("model", ["frames", "continuous"])
+def test_a_training_set_over_a_density_range_holds_each_level_in_its_frames(model):
+    """training_set.density_range [0.5, 2] at 2/µm²: five levels 1 … 4/µm², frame f holding level f mod 5;
+    each level's mean emitters per frame within 4 standard errors of level × area."""
+    from dstorm.simulation.simulate import DENSITY_LEVELS, training_densities
+
+    levels = training_densities(2.0, {"density_range": [0.5, 2.0]})
+    assert len(levels) == DENSITY_LEVELS and levels[0] == pytest.approx(1.0) and levels[-1] == pytest.approx(4.0)
+    assert training_densities(2.0, {"density_range": [1, 1]}) == 2.0
+    sim = Simulator(dataset(photophysics={"model": model, "mean_on_frames": 1.0}))
+    n = 400
+    drawn = sim.draw(sim.streams("range-test"), density=levels, n_frames=n)
+    assert np.all(np.diff(drawn.events.frame) >= 0)
+    counts = np.bincount(drawn.events.frame, minlength=n)
+    area = 40.96
+    for k, d in enumerate(levels):
+        c = counts[k::DENSITY_LEVELS]
+        assert abs(c.mean() - d * area) < 4 * c.std(ddof=1) / np.sqrt(len(c)) + 0.5, (k, d, c.mean())
+    # one level is the plain stack, draw for draw
+    one = sim.draw(sim.streams("range-test"), density=[2.0], n_frames=50)
+    plain = sim.draw(sim.streams("range-test"), density=2.0, n_frames=50)
+    assert one.ground_truth.equals(plain.ground_truth)

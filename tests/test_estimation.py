@@ -274,27 +274,46 @@ def test_thunderstorm_demo_data(shared_data):
     assert "sigma_nm" in doc["config"]["psf"] and "e_per_adu" not in doc["config"]["camera"]
 
 
-def test_density_and_photons_hold_with_partial_frames_and_crowding():
-    """Continuous blinking (mean on-time 1 frame: most emitter-frames partial and dim) at 5/µm²: the fit of
-    the simulator to the data (estimation/population.py) finds the density and the mean photons per
-    emitter-frame within 15 %, where the first guess (signal ÷ median fitted photons) is biased by more."""
+@pytest.mark.parametrize(
+    "model, preset, photons",
+    [
+        ("continuous", "scmos_typical", {"distribution": "normal", "mean": 3000, "std": 600}),
+        ("frames", "epfl2016", {"distribution": "uniform", "low": 2000, "high": 2500}),
+    ],
+)
+def test_density_photons_and_blinking_hold_with_partial_frames_and_crowding(model, preset, photons):
+    """At 5/µm², continuous blinking (mean on-time 1 frame: most emitter-frames partial and dim) and whole
+    frames (on for ceil(T) frames): the fit of the simulator to the data (estimation/population.py) finds
+    the blinking model and its on-time, the density and the mean photons per emitter-frame within 15 %,
+    where the first guess (signal ÷ median fitted photons) is biased by more."""
     ds = dataset(
-        seed=8, camera={"preset": "scmos_typical"}, background={"photons_per_px": 20, "variation": 0.0},
-        photophysics={"model": "continuous", "mean_on_frames": 1.0, "photons": {"distribution": "normal", "mean": 3000, "std": 600}},
+        seed=8, camera={"preset": preset}, background={"photons_per_px": 20, "variation": 0.0},
+        photophysics={"model": model, "mean_on_frames": 1.0, "photons": photons},
     )  # fmt: skip
     sim = Simulator(ds)
     rngs = sim.streams("acquisition", "population-test")
     drawn = sim.draw(rngs, density=5.0, n_frames=300)
     stack = np.concatenate(list(sim.frames(drawn, 300, rngs["camera"])))
-    qe = ds["camera"]["quantum_efficiency"]
     density = len(drawn.events) / 300 / 40.96
-    mean_e = float(drawn.events.photons.mean()) * qe
+    mean_e = float(drawn.events.photons.mean()) * ds["camera"]["quantum_efficiency"]
     est = estimate_conditions(stack, pixel_size_nm=100, population=True)
     v, q = est.values, est.diagnostics["quality"]
     assert v["density_per_um2"] == pytest.approx(density, rel=0.15)
     assert v["photons_mean"] == pytest.approx(mean_e, rel=0.15)
-    assert abs(v["density_per_um2"] - density) < abs(q["density_signal_ratio_per_um2"] - density)
-    assert v["blinking"] == "continuous" and 0.5 <= v["mean_on_frames"] <= 3.0
+    if model == "continuous":  # whole frames: the first guess is already right
+        assert abs(v["density_per_um2"] - density) < abs(q["density_signal_ratio_per_um2"] - density)
+    assert v["blinking"] == model and 0.6 <= v["mean_on_frames"] <= 1.6
     assert est.errors["density_per_um2"] > 0
     photophysics = est.diagnostics["photophysics"]
-    assert photophysics["model"] == "continuous" and photophysics["photons"]["mean"] == pytest.approx(v["full_frame_photons"], rel=1e-3)
+    assert photophysics["model"] == model and photophysics["photons"]["mean"] == pytest.approx(v["full_frame_photons"], rel=1e-3)
+
+
+def test_persistence_counts_spots_with_a_spot_nearby_in_the_next_frame():
+    """Frame 0: spots at (5, 5) and (20, 20); frame 1: (6, 6) (1.41 px from the first: persists) and
+    (30, 30); frame 2: (30, 32) (2 px: too far). Spots of frames 0 and 1: 1 of 4 persist."""
+    from dstorm.estimation.population import persistence
+    from dstorm.estimation.spots import Candidates
+
+    spots = Candidates(np.array([0, 0, 1, 1, 2]), np.array([5, 20, 6, 30, 30]), np.array([5, 20, 6, 30, 32]), np.ones(5))
+    p, se = persistence(spots, 3, (40, 40))
+    assert p == pytest.approx(0.25) and se == pytest.approx(np.sqrt(0.25 * 0.75 / 4))

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SCHEMA, TINY_RECIPE
+from conftest import REPO, SCHEMA, TINY_RECIPE, TINY_TRAINING_SET
 from dstorm.coordinates import heatmap
 from dstorm.io import load_arrays
 from dstorm.model.batches import PatchStore, normalization_stats, scale_01
@@ -229,3 +229,76 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == list(range(13))  # epochs of both runs, none twice
     assert load_model(tmp_path / "model.pt").info["training"]["epochs"] == 12
+
+
+def test_calibration_frames_look_like_the_acquisitions_while_training_frames_follow_their_override(tmp_path):
+    """The dataset's photophysics (continuous blinking, mean on-time 1 frame: an emitter-frame holds on
+    average τ/(1+τ) = 1/2 of a whole frame's photons) make the calibration frames; the training frames take
+    training_set.photophysics = {model: frames} (whole frames). Measured from the frames' own signal."""
+    from conftest import dataset
+    from dstorm.cameras import adu_per_electron, mean_offset_adu
+    from dstorm.simulation.simulate import simulate_training_set
+
+    ds = dataset(
+        training_set={**TINY_TRAINING_SET, "frames": 20, "calibration_frames": 40, "photophysics": {"model": "frames"}},
+        photophysics={"model": "continuous", "mean_on_frames": 1.0, "photons": {"distribution": "uniform", "low": 2000, "high": 2500}},
+        background={"photons_per_px": 20, "variation": 0.0},
+    )  # fmt: skip
+    out = [tmp_path / f"run{k}" for k in (1, 2)]
+    for o in out:
+        o.mkdir()
+        simulate_training_set(ds, density=2, frames_path=o / "f.tif", ground_truth_path=o / "gt.csv", patches_path=o / "p.npz")
+    meta, arrays = load_arrays(out[0] / "p.npz")
+    _, again = load_arrays(out[1] / "p.npz")
+    assert all(np.array_equal(arrays[k], again[k]) for k in arrays)  # seeded
+    assert meta["photophysics"]["model"] == "frames" and meta["calibration"]["photophysics"]["model"] == "continuous"
+    frames, off, xy = arrays["calibration_frames"], arrays["calibration_offsets"], arrays["calibration_xy"]
+    assert frames.shape == (40, 64, 64) and frames.dtype == np.uint16 and off[-1] == len(xy)
+    assert ((xy >= 0) & (xy < 64)).all()
+    # density held: emitters per frame, mean over 40 frames, within 4 standard errors of 2/µm² × 40.96 µm²
+    counts = np.diff(off)
+    assert abs(counts.mean() - 81.92) < 4 * counts.std(ddof=1) / np.sqrt(len(counts)) + 1
+    cam = ds["camera"]
+    gain, qe = adu_per_electron(cam), cam["quantum_efficiency"]
+
+    def photons_per_emitter(stack, n):  # photons above background per emitter-frame, from the frames alone
+        signal = (stack.astype(np.float64) - mean_offset_adu(cam)).sum() / gain / qe - 20 * stack.size
+        return signal / n
+
+    import tifffile
+
+    training = tifffile.imread(out[0] / "f.tif")
+    whole = photons_per_emitter(training, len(pd.read_csv(out[0] / "gt.csv")))
+    partial = photons_per_emitter(frames, len(xy))
+    assert whole == pytest.approx(2250, rel=0.08)  # the photons of a whole frame (less what leaves the frame)
+    assert partial / whole == pytest.approx(0.5, abs=0.06)
+
+
+def test_threshold_is_calibrated_on_the_calibration_frames_by_the_chosen_criterion(tiny_patches, tmp_path):
+    from dstorm.training import calibrate_threshold
+
+    torch.manual_seed(0)
+    module = DeepSTORMModule(network={"bn_momentum": 0.1})
+    data = PatchDataModule(tiny_patches, batch_size=4, steps_per_epoch=4, seed=0)
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    by = {c: calibrate_threshold(module.net, data, criterion=c) for c in ("jaccard", "efficiency")}
+    assert {r["source"] for r in by.values()} == {"calibration frames"}
+    assert by["jaccard"]["n_frames"] == data.meta["calibration"]["frames"] == 20
+    assert by["jaccard"]["n_emitters"] == data.meta["calibration"]["emitters"]
+    # each maximises its own criterion, so it is at least as good by it as the other's choice
+    assert by["jaccard"]["jaccard"] >= by["efficiency"]["jaccard"]
+    assert by["efficiency"]["efficiency_pct"] >= by["jaccard"]["efficiency_pct"]
+    e = by["efficiency"]
+    assert e["efficiency_pct"] == pytest.approx(100 - np.hypot(100 - 100 * e["jaccard"], e["rmse_nm"]))
+    # without calibration frames: the validation patches
+    meta, arrays = load_arrays(tiny_patches)
+    from dstorm.io import save_arrays
+
+    save_arrays(tmp_path / "p.npz", meta, **{k: v for k, v in arrays.items() if not k.startswith("calibration_")})
+    bare = PatchDataModule(tmp_path / "p.npz", batch_size=4, steps_per_epoch=4, seed=0)
+    row = calibrate_threshold(module.net, bare)
+    assert row["source"] == "validation patches" and row["n_frames"] == len(bare.val_index)
+    with pytest.raises(ValueError, match="criterion"):
+        calibrate_threshold(module.net, data, criterion="f1")

@@ -356,6 +356,9 @@ def _training_set_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:
         )
     if ts["patch_size_px"] > min(h, w):
         yield f"{key}.training_set.patch_size_px: {ts['patch_size_px']} is larger than frame_size_px {[h, w]}"
+    low, high = ts["density_range"]
+    if not low <= 1.0 <= high:
+        yield f"{key}.training_set.density_range: [{low:g}, {high:g}] should hold 1 (low <= 1 <= high: factors of the density)"
     labels = [density_label(d) for d in ts["densities"]]
     if len(set(labels)) != len(labels):
         yield f"{key}.training_set.densities: two densities share the label {labels} (use distinct values)"

@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from dstorm.config import config_hash
 from dstorm.evaluation.matching import match_localizations
+from dstorm.evaluation.metrics import efficiency, matched_errors
 from dstorm.io import atomic_output
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import LoadedModel, save_model
@@ -52,6 +53,7 @@ DEFAULT_RECIPE = {
     "bn_momentum": 0.01,
     "deterministic": False,
     "max_loss_ratio": 1000.0,
+    "threshold_criterion": "jaccard",
 }
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
@@ -146,46 +148,58 @@ warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and i
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0) -> dict:
-    """The detection threshold (× weighting factor) that maximises the Jaccard index on the validation
-    patches, against the emitters inside each patch. A fixed threshold does not transfer between models
-    (shared/reference: a short-trained network's peaks are lower), so every model carries its own."""
-    store, meta = data.store, data.meta
-    weight, pixel = float(meta["weighting_factor"]), float(meta["pixel_size_nm"])
+#: What the calibrated threshold maximises (``training.threshold_criterion``).
+THRESHOLD_CRITERIA = ("jaccard", "efficiency")
+#: The thresholds (× weighting factor) the calibration tries.
+THRESHOLD_GRID = tuple(float(t) for t in np.geomspace(1e-3, 0.9, 40))
+
+
+def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
+                        criterion: str = "jaccard") -> dict:  # fmt: skip
+    """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
+    SMLM challenge's efficiency, which also weighs the RMSE) on the patch file's calibration frames (frames
+    that look like the acquisitions; else the validation patches), against the emitters inside each. A fixed
+    threshold does not transfer between models (shared/reference: a short-trained network's peaks are
+    lower), so every model carries its own. ``curve`` holds every threshold tried and its scores."""
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"threshold criterion {criterion!r}; known: {', '.join(THRESHOLD_CRITERIA)}")
+    meta = data.meta
+    weight, pixel, u = float(meta["weighting_factor"]), float(meta["pixel_size_nm"]), int(meta["upsampling_factor"])
     device = next(net.parameters()).device
     # exactly the inference path of a model file: same preprocessing, same memory layout
-    model = LoadedModel(net.eval(), {"upsampling_factor": store.u, "normalization": {"mean": data.mean, "std": data.std}}, device)
-    grid = np.geomspace(1e-3, 0.9, 40)
-    batch = data.batch_size  # the training batch: larger inference batches only cost memory on a CPU
-    found = {"patch": [], "x": [], "y": [], "peak": []}
-    for start in range(0, len(data.val_index), batch):
-        index = torch.as_tensor(data.val_index[start : start + batch])
-        peaks = find_peaks(model.predict(store.patches[index.to(store.device)]), upsampling_factor=store.u, threshold=grid[0] * weight)
-        found["patch"].append((peaks.index + start).cpu().numpy())
+    model = LoadedModel(net.eval(), {"upsampling_factor": u, "normalization": {"mean": data.mean, "std": data.std}}, device)
+    frames, truth, source = data.calibration_set()
+    grid = THRESHOLD_GRID
+    # the training batch's pixels per inference batch: larger batches only cost memory on a CPU
+    batch = max(1, data.batch_size * int(meta["patch_size_px"]) ** 2 // (frames.shape[1] * frames.shape[2]))
+    found = {"frame": [], "x": [], "y": [], "peak": []}
+    for start in range(0, len(frames), batch):
+        peaks = find_peaks(model.predict(frames[start : start + batch]), upsampling_factor=u, threshold=grid[0] * weight)
+        found["frame"].append(peaks.index.cpu().numpy() + start)
         found["x"].append(peaks.x_px.cpu().numpy() * pixel)
         found["y"].append(peaks.y_px.cpu().numpy() * pixel)
         found["peak"].append(peaks.peak.cpu().numpy())
     found = {k: np.concatenate(v) for k, v in found.items()}
-    offsets, xy = store.offsets.cpu().numpy(), store.xy.cpu().numpy().astype(np.float64)
-    gt_patch, gt_xy = [], []
-    for k, i in enumerate(data.val_index):
-        e = xy[offsets[i] : offsets[i + 1]]
-        e = e[(e >= 0).all(axis=1) & (e < store.p).all(axis=1)]
-        gt_patch.append(np.full(len(e), k))
-        gt_xy.append(e * pixel)
-    gt_patch, gt_xy = np.concatenate(gt_patch), np.concatenate(gt_xy)
-    best = None
+    gt_frame = np.concatenate([np.full(len(e), k) for k, e in enumerate(truth)])
+    gt_xy = np.concatenate(truth) * pixel
+    xy = np.column_stack([found["x"], found["y"]])
+    best, scores = None, []
     for t in grid:
         keep = found["peak"] > t * weight
-        m = match_localizations(found["patch"][keep], np.column_stack([found["x"], found["y"]])[keep], gt_patch, gt_xy, tolerance_nm)
-        if best is None or m.jaccard > best["jaccard"]:
-            best = {
-                "threshold": float(t),
-                "jaccard": m.jaccard,
-                "recall": m.tp / max(m.n_gt, 1),
-                "precision": m.tp / max(m.n_pred, 1),
-            }
-    best.update(tolerance_nm=tolerance_nm, n_patches=len(data.val_index), n_emitters=int(len(gt_xy)))
+        m = match_localizations(found["frame"][keep], xy[keep], gt_frame, gt_xy, tolerance_nm)
+        err = matched_errors(m, xy[keep], gt_xy)
+        rmse = float(np.sqrt((err**2).sum(axis=1).mean())) if len(err) else float("nan")
+        row = {
+            "threshold": float(t), "jaccard": m.jaccard, "recall": m.tp / max(m.n_gt, 1),
+            "precision": m.tp / max(m.n_pred, 1), "rmse_nm": rmse, "efficiency_pct": efficiency(m.jaccard, rmse),
+        }  # fmt: skip
+        scores.append(row)
+        value = row["jaccard"] if criterion == "jaccard" else row["efficiency_pct"]
+        if np.isfinite(value) and (best is None or value > best[0]):
+            best = (value, row)
+    best = dict(best[1] if best else scores[0])
+    best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
+                n_emitters=int(len(gt_xy)), curve={k: [r[k] for r in scores] for k in scores[0]})  # fmt: skip
     return best
 
 
@@ -299,12 +313,13 @@ def train_model(
     best_state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     net_state = {k.removeprefix("net."): v for k, v in best_state.items() if k.startswith("net.")}
     module.net.load_state_dict(net_state)
-    calibration = calibrate_threshold(module.net, data)
+    calibration = calibrate_threshold(module.net, data, criterion=recipe["threshold_criterion"])
     log.info(
-        "%s: detection threshold %.3g × weighting factor maximises the validation Jaccard index (%.3f: recall %.3f, "
-        "precision %.3f, %d emitters in %d patches, %g nm tolerance)",
-        label, calibration["threshold"], calibration["jaccard"], calibration["recall"], calibration["precision"],
-        calibration["n_emitters"], calibration["n_patches"], calibration["tolerance_nm"],
+        "%s: detection threshold %.3g × weighting factor maximises the %s on the %s (Jaccard %.3f: recall %.3f, "
+        "precision %.3f; RMSE %.1f nm, efficiency %.1f; %d emitters in %d, %g nm tolerance)",
+        label, calibration["threshold"], calibration["criterion"], calibration["source"], calibration["jaccard"],
+        calibration["recall"], calibration["precision"], calibration["rmse_nm"], calibration["efficiency_pct"],
+        calibration["n_emitters"], calibration["n_frames"], calibration["tolerance_nm"],
     )  # fmt: skip
     training = {
         "config_hash": fingerprint,

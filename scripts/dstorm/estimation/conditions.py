@@ -587,7 +587,7 @@ def estimate_conditions(
     }
     photophysics = pop = None
     if population and np.isfinite(gain) and gain > 0 and np.isfinite(bg_e):
-        from dstorm.estimation.population import detections_per_64x64, estimate_population
+        from dstorm.estimation.population import detections_per_64x64, estimate_population, persistence
 
         signal_e = signal_adu / gain
         pop = estimate_population(
@@ -596,6 +596,7 @@ def estimate_conditions(
             fitted_photons_e=photons_e, median_se=errors["photons_median"] * quantum_efficiency,
             detections_per_frame=detections_per_64x64(len(strong), t, h, w),
             detections_se=detections_per_64x64(float(np.std(np.bincount(strong.frame, minlength=t))), 1, h, w) / np.sqrt(t),
+            persistence_data=persistence(strong, t, (h, w)),
             camera=simulator_camera(values), sigma_nm=values["psf_sigma_nm"], background_e=float(bg_e),
             pixel_size_nm=pixel_size_nm, shape=(t, h, w), seed=seed,
             fit_options={"isolation_px": isolation_px, "max_spots": max_spots},
@@ -613,7 +614,7 @@ def estimate_conditions(
             density_per_um2=pop.density_per_um2, photons_mean=pop.photons_mean / quantum_efficiency,
             photons_median=pop.photons_median / quantum_efficiency,
             full_frame_photons=pop.full_frame_photons / quantum_efficiency, full_frame_photons_spread=pop.full_frame_spread,
-            blinking="continuous", mean_on_frames=pop.mean_on_frames,
+            blinking=pop.model, mean_on_frames=pop.mean_on_frames, persistence=pop.persistence,
         )  # fmt: skip
         errors.update(
             density_per_um2=pop.errors["density_per_um2"], photons_mean=pop.errors["photons_mean"] / quantum_efficiency,

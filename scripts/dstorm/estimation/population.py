@@ -12,21 +12,26 @@ detection and fits, gives the data's statistics:
   which spots can be fitted): given the density ``d`` and the mean on-fraction of an emitter-frame, it fixes
   the photons ``m`` of a whole frame on (``S = d · m · E[fraction]``, exactly in expectation);
 - ``D``, the spots detected per frame, which rises with the density (about as d^0.3 at 5/µm²) even where
-  spots overlap; for each blinking candidate the density is where a simulation detects as many
-  (secant steps on log D against log d, from a bracket);
-- ``M``, the median photo-electrons of the isolated spots that pass :func:`fit_isolated_spots`, which hardly
-  moves with the density (d^−0.08) but rises with the share of whole frames: it chooses the blinking,
-  interpolated (in log on-time) between the two candidates whose fitted spots bracket the data's.
+  spots overlap: for each blinking candidate the density is where a simulation detects as many (secant
+  steps on log D against log d, from a bracket);
+- ``P``, the persistence: the fraction of the spots of a frame with a spot within 1.5 px in the next frame.
+  It rises steeply with the mean on-time (an emitter on for about one frame is rarely there in the next)
+  and needs no photometry: within each blinking model it chooses the on-time, interpolated in log(on-time)
+  between the candidates that bracket the data's;
+- ``Q``, the spread (interquartile range over median) of the photo-electrons of the isolated spots that pass
+  :func:`fit_isolated_spots`: at the chosen on-time it tells the two blinking models apart (the partial
+  frames of continuous-time blinking make a broad distribution, whole frames one as narrow as the photons'
+  own spread). Their median is not used: it hardly moves between models with the density chosen by ``D``.
 
-The candidates are continuous-time blinking (one blink) with mean on-times of 0.5, 1, 3 and 30 frames and
-whole-frame photons spread by 20 %, and whole frames of nearly one brightness (30 frames, 5 %). Stacks are
-simulated with :mod:`dstorm.simulation` (uniform emitters, the estimated camera, σ and background; common
-random numbers, so the statistics change smoothly with ``d``).
+The blinking models are ``continuous`` (continuous-time blinking, one blink) and ``frames`` (whole frames,
+the simulator's other model), each with mean on-times of 0.5, 1, 3 and 30 frames, and whole-frame photons
+spread by 20 %. Stacks are simulated with :mod:`dstorm.simulation` (uniform emitters, the estimated camera,
+σ and background; common random numbers, so the statistics change smoothly with ``d``).
 
 The density is the mean number of emitters on for any part of a frame per µm², the simulator's definition;
 photons per emitter-frame are those of the fitted population (its mean and median include the dim partial
 frames that no fit sees). Standard errors combine the data's errors of ``S`` and ``D`` and, through the
-choice of the blinking, of ``M``. Every simulation is seeded from the dataset's seed. Measured on stacks of
+choice of the on-time, of ``P``. Every simulation is seeded from the dataset's seed. Measured on stacks of
 another simulator: scripts/benchmarks/independent.py.
 """
 
@@ -38,16 +43,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dstorm.cameras import adu_per_electron, mean_offset_adu
+from dstorm.cameras import adu_per_electron
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Population", "estimate_population", "detections_per_64x64", "CANDIDATES"]
+__all__ = ["Population", "estimate_population", "detections_per_64x64", "persistence", "MODELS", "ON_TIMES"]
 
-#: The candidates, in order of brightness of their fitted spots: (mean on-time in frames, relative spread of
-#: a whole frame's photons). 30 frames is as good as whole frames; the last has a narrow photon distribution
-#: (emitters of one brightness, on for whole frames: the fitted spots are then as bright as they can be).
-CANDIDATES = ((0.5, 0.2), (1.0, 0.2), (3.0, 0.2), (30.0, 0.2), (30.0, 0.05))
+#: The blinking models tried, and the mean on-times (frames) of each.
+MODELS = ("continuous", "frames")
+ON_TIMES = (0.5, 1.0, 3.0, 30.0)
+#: Relative spread of a whole frame's photons in the simulations.
+SPREAD = 0.2
 #: Emitter-frames a simulated stack holds at least (its frames: as many as the data, 60 to 200).
 EVENTS_PER_SIMULATION = 6000
 #: Isolated spots fitted per simulated stack, at most.
@@ -56,11 +62,47 @@ SIM_SPOTS = 1500
 DETECTION_SLOPE = 0.3
 #: Simulations per candidate on-time (two to bracket the density, then secant steps).
 ROUNDS = 4
+#: A spot persists if the next frame has a spot within this distance, px.
+PERSISTENCE_RADIUS_PX = 1.5
 
 
 def detections_per_64x64(count: float, frames: int, height: int, width: int) -> float:
     """Detections per frame, scaled to a 64 × 64 px field (the simulations' size), data and simulation alike."""
     return count / frames * (64 * 64) / (height * width)
+
+
+def persistence(spots, n_frames: int, shape) -> tuple[float, float]:
+    """The fraction of the spots of frames 0 … T − 2 with a spot within :data:`PERSISTENCE_RADIUS_PX` in the
+    next frame, and its standard error (binomial, over the spots). ``spots``: ``frame``, ``row``, ``col``."""
+    h, w = shape
+    present = np.zeros((n_frames, h, w), dtype=bool)
+    present[spots.frame, spots.row, spots.col] = True
+    r = int(np.floor(PERSISTENCE_RADIUS_PX))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disk = (yy**2 + xx**2) <= PERSISTENCE_RADIUS_PX**2
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(present, structure=disk[None])
+    keep = spots.frame < n_frames - 1
+    n = int(keep.sum())
+    if n == 0:
+        return float("nan"), float("nan")
+    p = float(near[spots.frame[keep] + 1, spots.row[keep], spots.col[keep]].mean())
+    return p, float(np.sqrt(max(p * (1 - p), 1e-6) / n))
+
+
+def fitted_spread(photons: np.ndarray) -> float:
+    """Interquartile range over the median of fitted photons (NaN for fewer than 10)."""
+    if len(photons) < 10:
+        return float("nan")
+    q25, q50, q75 = np.percentile(photons, [25, 50, 75])
+    return float((q75 - q25) / q50)
+
+
+def on_fraction(model: str, tau: float) -> float:
+    """Mean fraction of a whole frame's photons in an emitter-frame: τ/(1 + τ) for continuous-time blinking
+    with one blink (an on-time of mean τ at a random phase touches 1 + τ frames), 1 for whole frames."""
+    return tau / (1.0 + tau) if model == "continuous" else 1.0
 
 
 @dataclass
@@ -70,19 +112,20 @@ class Population:
     photons_median: float
     full_frame_photons: float  # a whole frame on: mean, and relative spread
     full_frame_spread: float
-    mean_on_frames: float  # of continuous-time blinking, one blink
+    model: str  # blinking: continuous or frames
+    mean_on_frames: float
+    persistence: float  # the data's
     errors: dict
     rounds: list
 
     def photophysics(self, quantum_efficiency: float = 1.0) -> dict:
         """The config section the simulations of training sets use (photons in photons, not electrons)."""
         m = self.full_frame_photons / quantum_efficiency
-        return {
-            "model": "continuous",
-            "mean_on_frames": round(self.mean_on_frames, 3),
-            "mean_blinks": 1.0,
-            "photons": {"distribution": "normal", "mean": round(m, 1), "std": round(self.full_frame_spread * m, 1)},
-        }
+        section = {"model": self.model, "mean_on_frames": round(self.mean_on_frames, 3)}
+        if self.model == "continuous":
+            section["mean_blinks"] = 1.0
+        section["photons"] = {"distribution": "normal", "mean": round(m, 1), "std": round(self.full_frame_spread * m, 1)}
+        return section
 
 
 class _Simulations:
@@ -104,16 +147,16 @@ class _Simulations:
         self.fit_options = {**fit_options, "max_spots": min(int(fit_options.get("max_spots", SIM_SPOTS)), SIM_SPOTS)}
         self.frames = int(frames)
 
-    def statistics(self, d: float, m: float, tau: float, cv: float) -> dict:
-        """Simulate ``d`` emitters/µm² of continuous-time blinking (mean on-time ``tau``, one blink) with
-        whole-frame photons ``m`` ± ``cv``, and measure the data's statistics on the stack."""
+    def statistics(self, model: str, d: float, m: float, tau: float) -> dict:
+        """Simulate ``d`` emitters/µm² of ``model`` blinking (mean on-time ``tau``; continuous: one blink) with
+        whole-frame photons ``m`` ± SPREAD, and measure the data's statistics on the stack."""
         from dstorm.estimation.conditions import EstimationError, detect_spots, fit_isolated_spots, noise_line
         from dstorm.simulation.simulate import Simulator
 
         ds = copy.deepcopy(self.base)
         ds["photophysics"] = {
-            "model": "continuous", "mean_on_frames": tau, "mean_off_frames": 10.0, "mean_blinks": 1.0,
-            "photons": {"distribution": "normal", "mean": m, "std": cv * m},
+            "model": model, "mean_on_frames": tau, "mean_off_frames": 10.0, "mean_blinks": 1.0,
+            "photons": {"distribution": "normal", "mean": m, "std": SPREAD * m},
         }  # fmt: skip
         h, w = ds["frame_size_px"]
         area = h * w * (ds["pixel_size_nm"] / 1000) ** 2
@@ -125,28 +168,39 @@ class _Simulations:
         drawn = sim.draw(rngs, density=d, n_frames=n_frames)
         frames = np.concatenate(list(sim.frames(drawn, n_frames, rngs["camera"]))).astype(np.float64)
         cam = ds["camera"]
-        gain, offset = adu_per_electron(cam), mean_offset_adu(cam)
+        gain = adu_per_electron(cam)
         det = detect_spots(frames)
         try:
             fit = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
             fitted = fit.fits.amplitude[fit.good] / gain
         except EstimationError:
             fitted = np.zeros(0)
-        signal = (frames.sum(axis=(1, 2)) - (offset + gain * ds["background"]["photons_per_px"]) * h * w) / gain
         photons = drawn.events.photons
         return {
-            "signal_per_um2": float(signal.mean() / area),
             "detections_per_frame": detections_per_64x64(len(det.strong), n_frames, h, w),
-            "fitted": fitted,
+            "persistence": persistence(det.strong, n_frames, (h, w))[0],
+            "fitted_median": float(np.median(fitted)) if len(fitted) >= 10 else float("nan"),
+            "fitted_spread": fitted_spread(fitted),
             "truth_mean": float(photons.mean()) if len(photons) else float("nan"),
             "truth_median": float(np.median(photons)) if len(photons) else float("nan"),
         }
 
 
+def _bracket(values: np.ndarray, target: float) -> tuple[int, int, float]:
+    """(i, j, w): the neighbours i, i + 1 whose values bracket ``target`` and the weight of j in a linear
+    interpolation; outside the range, the nearer end (i = j)."""
+    ok = np.flatnonzero(np.isfinite(values))
+    for a, b in zip(ok[:-1], ok[1:]):
+        if (values[a] - target) * (values[b] - target) <= 0:
+            return int(a), int(b), 0.0 if values[b] == values[a] else float(np.clip((target - values[a]) / (values[b] - values[a]), 0, 1))
+    end = int(ok[np.argmin(np.abs(values[ok] - target))]) if len(ok) else 0
+    return end, end, 0.0
+
+
 def estimate_population(
     *, signal_e_per_um2: float, signal_se: float, fitted_photons_e: np.ndarray, median_se: float,
-    detections_per_frame: float, detections_se: float, camera: dict, sigma_nm: float, background_e: float,
-    pixel_size_nm: float, shape, seed: int = 0, fit_options: dict | None = None,
+    detections_per_frame: float, detections_se: float, persistence_data: tuple[float, float], camera: dict,
+    sigma_nm: float, background_e: float, pixel_size_nm: float, shape, seed: int = 0, fit_options: dict | None = None,
 ) -> Population | None:  # fmt: skip
     """Fit density, photons and blinking to the data's statistics (see the module docstring); None where no
     simulation of the estimated conditions gives spots to fit (the caller keeps its first guess).
@@ -154,80 +208,79 @@ def estimate_population(
     ``signal_e_per_um2``: mean photo-electrons above background per frame per µm² (and its SE);
     ``fitted_photons_e``: the photo-electrons of the data's isolated spots that passed the fit checks (and
     the SE of their median); ``detections_per_frame``: spots detected per frame, per 64 × 64 px (and its SE);
-    ``camera``: the estimated camera as a config section; ``shape``: (frames, height, width) of the data."""
+    ``persistence_data``: :func:`persistence` of the data's spots (value, SE); ``camera``: the estimated
+    camera as a config section; ``shape``: (frames, height, width) of the data."""
     sims = _Simulations(camera=camera, sigma_nm=sigma_nm, background_e=background_e, pixel_size_nm=pixel_size_nm,
                         shape=shape[1:], frames=shape[0], seed=seed, fit_options=fit_options or {})  # fmt: skip
     target_m = float(np.median(fitted_photons_e))
+    p_data, p_se = persistence_data
     rounds: list = []
-    candidates = []
-    for tau, spread in CANDIDATES:
-        # the signal fixes the photons once the density is chosen (S = d · m · E[on-fraction], exactly in
-        # expectation), so the search is over the density alone. The spots detected per frame rise with it
-        # (about as d^0.3 at 5/µm²) while the median fitted photons hardly move (d^-0.08): the density is where
-        # the simulation detects as many spots per frame as the data (secant steps on log D against log d)
-        fraction = tau / (1.0 + tau)  # mean on-fraction of an emitter-frame, one blink (emitters.py)
-        d0 = signal_e_per_um2 / (target_m * fraction)
-        tried = []
+    families = []
+    for model in MODELS:
+        candidates = []
+        for tau in ON_TIMES:
+            # the signal fixes the photons once the density is chosen, so the search is over the density
+            # alone: where the simulation detects as many spots per frame as the data (secant steps on
+            # log D against log d; D rises about as d^0.3 at 5/µm² while M hardly moves)
+            fraction = on_fraction(model, tau)
+            d0 = signal_e_per_um2 / (target_m * fraction)
+            tried = []
 
-        def photons(d):  # whole-frame photons that give the data's signal at density d
-            return signal_e_per_um2 / (d * fraction)
+            def photons(d):  # whole-frame photons that give the data's signal at density d
+                return signal_e_per_um2 / (d * fraction)
 
-        def miss(trial):  # log of the simulation's detections over the data's
-            return np.log(trial[1]["detections_per_frame"] / detections_per_frame)
+            def miss(trial):  # log of the simulation's detections over the data's
+                return np.log(max(trial[1]["detections_per_frame"], 1e-9) / detections_per_frame)
 
-        def run(d):
-            st = sims.statistics(d, photons(d), tau, spread)
-            tried.append((d, st))
-            rounds.append({"mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
-                           "fitted_median": float(np.median(st["fitted"])) if len(st["fitted"]) else None,
-                           "detections_per_frame": st["detections_per_frame"]})  # fmt: skip
+            def run(d):
+                st = sims.statistics(model, d, photons(d), tau)
+                tried.append((d, st))
+                rounds.append({"model": model, "mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
+                               **{k: st[k] for k in ("fitted_median", "detections_per_frame", "persistence")}})  # fmt: skip
 
-        run(0.4 * d0)
-        run(0.8 * d0)
-        for _ in range(ROUNDS - 2):
-            (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(miss(x)))[:2]
-            y1, y2 = miss((d1, s1)), miss((d2, s2))
-            if y1 == y2:
-                break
-            run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
-        d, st = min(tried, key=lambda x: abs(miss(x)))
-        if len(st["fitted"]) < 10:
-            continue
-        m = photons(d)
-        log.info("population, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, %.1f detections per "
-                 "frame (data %.1f), median fitted %.4g (data %.4g)", tau, d, m, st["detections_per_frame"],
-                 detections_per_frame, np.median(st["fitted"]), target_m)  # fmt: skip
-        candidates.append({"tau": tau, "spread": spread, "d": d, "m": m, "fitted_median": float(np.median(st["fitted"])),
-                           "mean": st["truth_mean"], "median": st["truth_median"]})  # fmt: skip
-    if not candidates:
+            run(0.4 * d0)
+            run(0.8 * d0)
+            for _ in range(ROUNDS - 2):
+                (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(miss(x)))[:2]
+                y1, y2 = miss((d1, s1)), miss((d2, s2))
+                if y1 == y2:
+                    break
+                run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
+            d, st = min(tried, key=lambda x: abs(miss(x)))
+            log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
+                     "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
+                     "spread %.3f (data %.3f)", model, tau, d, photons(d), st["detections_per_frame"], detections_per_frame,
+                     st["persistence"], p_data, st["fitted_median"], target_m, st["fitted_spread"], fitted_spread(fitted_photons_e))  # fmt: skip
+            candidates.append({"tau": tau, "d": d, "m": photons(d), "p": st["persistence"], "M": st["fitted_median"],
+                               "q": st["fitted_spread"], "mean": st["truth_mean"], "median": st["truth_median"]})  # fmt: skip
+        # the on-time at which the simulations' spots persist as the data's do, in log(on-time)
+        i, j, w = _bracket(np.array([c["p"] for c in candidates]), p_data)
+        a, b = candidates[i], candidates[j]
+        value = {k: (1 - w) * a[k] + w * b[k] for k in ("d", "m", "mean", "median", "M", "q")}
+        value["tau"] = float(np.exp((1 - w) * np.log(a["tau"]) + w * np.log(b["tau"])))
+        dp = abs(b["p"] - a["p"]) if j != i else float("nan")
+        value["d_from_tau_se"] = abs(b["d"] - a["d"]) * min(p_se / dp, 1.0) if np.isfinite(dp) and dp > 0 else 0.0
+        families.append((model, value))
+    usable = [(model, v) for model, v in families if np.isfinite(v["q"]) and v["q"] > 0]
+    if not usable:
         return None
-    # the on-time at which the simulations' fitted spots are as bright as the data's (longer on-times: more
-    # whole frames among the fitted), interpolated in log(on-time) between the bracketing candidates
-    med = np.array([c["fitted_median"] for c in candidates]) / target_m
-    pairs = [k for k in range(len(candidates) - 1) if (med[k] - 1.0) * (med[k + 1] - 1.0) <= 0]  # in on-time order
-    if pairs:
-        i = pairs[0]
-        j = i + 1
-    else:  # outside the candidates' range: the end it lies beyond (the fitted spots brighter than any: the last)
-        i = j = len(candidates) - 1 if med.max() < 1.0 else 0
-    a, b = candidates[i], candidates[j]
-    w = 0.0 if j == i or med[j] == med[i] else float(np.clip((1.0 - med[i]) / (med[j] - med[i]), 0, 1))
-    dw = 0.0 if j == i or med[j] == med[i] else float(median_se / target_m / abs(med[j] - med[i]))
-    value = {k: (1 - w) * a[k] + w * b[k] for k in ("d", "m", "mean", "median", "spread")}
-    tau = float(np.exp((1 - w) * np.log(a["tau"]) + w * np.log(b["tau"])))
-    # standard errors: the data's S (through the photons), detections (through the density, slope ~0.3) and M
+    # the blinking model whose fitted spots spread in brightness as the data's do at the chosen on-time (the
+    # partial frames of continuous blinking make a broad distribution; whole frames one as narrow as the
+    # photons' own spread)
+    q_data = fitted_spread(fitted_photons_e)
+    model, value = min(usable, key=lambda f: abs(np.log(f[1]["q"] / q_data)))
     rel = float(np.hypot(signal_se / signal_e_per_um2, detections_se / detections_per_frame / DETECTION_SLOPE))
-    rel = float(np.hypot(rel, abs(b["d"] - a["d"]) * min(dw, 1.0) / value["d"]))  # the on-time's uncertainty
+    rel = float(np.hypot(rel, value["d_from_tau_se"] / value["d"]))
     errors = {
         "density_per_um2": float(rel * value["d"]),
-        "photons_mean": float(value["mean"] * median_se / target_m),
-        "photons_median": float(value["median"] * median_se / target_m),
+        "photons_mean": float(value["mean"] * np.hypot(rel, signal_se / signal_e_per_um2)),
+        "photons_median": float(value["median"] * np.hypot(rel, median_se / target_m)),
     }
-    log.info("population: mean on-time %.3g frames (detections %.1f per frame), density %.4g ± %.2g /µm², %.5g photo-"
-             "electrons per emitter-frame", tau, detections_per_frame, value["d"], errors["density_per_um2"],
-             value["mean"])  # fmt: skip
+    log.info("population: %s blinking, mean on-time %.3g frames (persistence %.3f ± %.3f), density %.4g ± %.2g /µm², "
+             "%.5g photo-electrons per emitter-frame (fitted spots %.4g, data %.4g)", model, value["tau"], p_data, p_se,
+             value["d"], errors["density_per_um2"], value["mean"], value["M"], target_m)  # fmt: skip
     return Population(
         density_per_um2=float(value["d"]), photons_mean=float(value["mean"]), photons_median=float(value["median"]),
-        full_frame_photons=float(value["m"]), full_frame_spread=float(value["spread"]), mean_on_frames=tau,
-        errors=errors, rounds=rounds,
+        full_frame_photons=float(value["m"]), full_frame_spread=SPREAD, model=model, mean_on_frames=value["tau"],
+        persistence=p_data, errors=errors, rounds=rounds,
     )  # fmt: skip

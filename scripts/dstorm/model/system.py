@@ -163,6 +163,22 @@ class PatchDataModule(L.LightningDataModule):
         if not self.std > 0:
             raise InputError(f"{self.patches_path}: the training patches have no contrast (std 0)")
         self.store = PatchStore(arrays["patches"], arrays["offsets"], arrays["xy"], self.meta, self.mean, self.std)
+        self.calibration = {k.removeprefix("calibration_"): arrays[k] for k in arrays if k.startswith("calibration_")}
+
+    def calibration_set(self) -> tuple[np.ndarray, list[np.ndarray], str]:
+        """Raw frames, the emitters inside each (camera pixels from its corner) and what they are, for the
+        threshold's calibration: the patch file's calibration frames (which look like the acquisitions),
+        else the validation patches."""
+        if self.calibration:
+            c = self.calibration
+            xy, off = c["xy"].astype(np.float64), c["offsets"]
+            return c["frames"].astype(np.float32), [xy[off[k] : off[k + 1]] for k in range(len(c["frames"]))], "calibration frames"
+        offsets, xy = self.store.offsets.cpu().numpy(), self.store.xy.cpu().numpy().astype(np.float64)
+        p, truth = self.store.p, []
+        for i in self.val_index:
+            e = xy[offsets[i] : offsets[i + 1]]
+            truth.append(e[(e >= 0).all(axis=1) & (e < p).all(axis=1)])
+        return self.store.patches[torch.as_tensor(self.val_index).to(self.store.device)].cpu().numpy(), truth, "validation patches"
 
     def zero_prediction_loss(self, mse_weight: float = 1.0) -> float:
         """Validation loss of an all-zero prediction, ``mse_weight · mean(target²)``: the level a network

@@ -21,6 +21,11 @@ array              shape, dtype        meaning
                                        outside the patch, whose blurred spikes reach into it
 ``meta``           JSON string         recipe and imaging parameters (see ``PatchSampler.meta``)
 =================  ==================  ==========================================================
+
+Optional (``training_set.calibration_frames`` > 0): ``calibration_frames`` (K, h, w) uint16,
+``calibration_offsets`` (K + 1,) int64 and ``calibration_xy`` (M, 2) float32, frames that look like the
+acquisitions and their emitters, on which training calibrates the detection threshold (see
+``dstorm.simulation.simulate.calibration_frames``). Files without them calibrate on the validation patches.
 """
 
 from __future__ import annotations

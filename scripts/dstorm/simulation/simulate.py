@@ -60,18 +60,27 @@ class Simulator:
         children = np.random.SeedSequence(entropy, spawn_key=spawn_key).spawn(4)
         return dict(zip(("emitters", "background", "camera", "patches"), map(np.random.default_rng, children)))
 
-    def draw(self, rngs: dict, *, density: float, n_frames: int) -> Simulation:
-        """Emitters, background and the ground-truth table (frames from 1)."""
+    def draw(self, rngs: dict, *, density: float | list[float], n_frames: int) -> Simulation:
+        """Emitters, background and the ground-truth table (frames from 1).
+
+        ``density`` may be a list of densities (a training set over a density range): frame f then holds
+        the emitters of level ``f mod len(density)``, each level simulated as a stack of its own over the
+        same structure and interleaved, so that any first frames of the stack cover every level."""
         structure = structure_from_config(self.cfg["structure"], self.fov_nm, rngs["emitters"])
-        pp = self.cfg["photophysics"]
-        common = dict(n_frames=n_frames, density_per_um2=density, fov_nm=self.fov_nm, structure=structure,
-                      psf=self.psf, photons=pp["photons"], mean_on_frames=pp["mean_on_frames"])  # fmt: skip
-        if pp.get("model", "frames") == "continuous":
-            events = sample_events_continuous(
-                rngs["emitters"], mean_off_frames=pp["mean_off_frames"], mean_blinks=pp["mean_blinks"], **common
-            )
+        levels = [float(density)] if np.ndim(density) == 0 else [float(d) for d in density]
+        levels = levels[: max(1, min(len(levels), n_frames))]
+        if len(levels) == 1:
+            events = self._events(rngs["emitters"], structure, levels[0], n_frames)
         else:
-            events = sample_events(rngs["emitters"], **common)
+            parts, first_id = [], 0
+            for k, d in enumerate(levels):
+                ev = self._events(rngs["emitters"], structure, d, len(range(k, n_frames, len(levels))))
+                ev.frame = ev.frame * len(levels) + k
+                ev.emitter = ev.emitter + first_id
+                first_id = int(ev.emitter.max()) + 1 if len(ev) else first_id
+                parts.append(ev)
+            events = EmitterEvents(**{f: np.concatenate([getattr(e, f) for e in parts]) for f in parts[0].__dict__})
+            events = events.select(np.argsort(events.frame, kind="stable"))
         bg_cfg = self.cfg["background"]
         background = background_field(
             rngs["background"],
@@ -95,6 +104,14 @@ class Simulator:
             }
         )
         return Simulation(events=events, background=background, ground_truth=gt)
+
+    def _events(self, rng: np.random.Generator, structure, density: float, n_frames: int) -> EmitterEvents:
+        pp = self.cfg["photophysics"]
+        common = dict(n_frames=n_frames, density_per_um2=density, fov_nm=self.fov_nm, structure=structure,
+                      psf=self.psf, photons=pp["photons"], mean_on_frames=pp["mean_on_frames"])  # fmt: skip
+        if pp.get("model", "frames") == "continuous":
+            return sample_events_continuous(rng, mean_off_frames=pp["mean_off_frames"], mean_blinks=pp["mean_blinks"], **common)
+        return sample_events(rng, **common)
 
     def expected_photons(self, sim: Simulation, first: int, stop: int) -> np.ndarray:
         """Noise-free photons per pixel of frames ``[first, stop)`` (0-based): PSFs plus background."""
@@ -164,10 +181,10 @@ def simulate_training_set(
 
     recipe = dataset["training_set"]
     n_frames = int(recipe["frames"])
-    simulator = Simulator(dataset)
+    simulator = Simulator(training_data(dataset))
     label = f"density_{density_label(density)}"
     rngs = simulator.streams("training_set", label)
-    sim = simulator.draw(rngs, density=density, n_frames=n_frames)
+    sim = simulator.draw(rngs, density=training_densities(density, recipe), n_frames=n_frames)
     u = int(recipe["upsampling_factor"])
     sampler = PatchSampler(
         rngs["patches"],
@@ -217,9 +234,81 @@ def simulate_training_set(
         "frames_used": sampler.frames_seen,
         "camera": dataset["camera"],
         "psf": dataset["psf"],
+        "photophysics": simulator.cfg["photophysics"],
         "seed": dataset["seed"],
         "coordinates": "xy in camera pixels from the patch corner; pixel j covers [j, j+1)",
     }
-    save_arrays(patches_path, meta, **arrays)
     log.info("%s/%s: %d patches from %d frames (%d candidates tried)", dataset["name"], label, n, sampler.frames_seen, sampler.candidates_tried)
+    calibration = calibration_frames(dataset, density=density, u=u, label=label)
+    if calibration:
+        meta["calibration"] = {
+            "frames": len(calibration["calibration_frames"]),
+            "frame_size_px": list(calibration["calibration_frames"].shape[1:]),
+            "photophysics": dataset["photophysics"],
+            "emitters": int(calibration["calibration_offsets"][-1]),
+        }
+    save_arrays(patches_path, meta, **arrays, **calibration)
     return meta
+
+
+#: Density levels of a training set over a density range (``training_set.density_range``).
+DENSITY_LEVELS = 5
+
+
+def training_densities(density: float, recipe: dict) -> float | list[float]:
+    """The training set's density, or its levels: ``DENSITY_LEVELS`` densities spaced geometrically over
+    ``density × training_set.density_range`` (as DECODE trains over a range of densities)."""
+    low, high = recipe.get("density_range", (1.0, 1.0))
+    if low == high == 1.0:
+        return float(density)
+    return [float(d) for d in np.geomspace(density * low, density * high, DENSITY_LEVELS)]
+
+
+def training_data(dataset: dict) -> dict:
+    """The dataset as its training frames are simulated: ``training_set.photophysics`` (keys given there)
+    over the dataset's photophysics, which describe the acquisitions (and the calibration frames)."""
+    override = dataset["training_set"].get("photophysics") or {}
+    if not override:
+        return dataset
+    return {**dataset, "photophysics": {**dataset["photophysics"], **override}}
+
+
+#: Side of the calibration frames at most, camera pixels (a crop of the simulated frame: the threshold
+#: needs emitters, not a large field, and the crop keeps its cost small at any frame size).
+CALIBRATION_CROP_PX = 64
+
+
+def calibration_frames(dataset: dict, *, density: float, u: int, label: str) -> dict[str, np.ndarray]:
+    """Frames that look like the acquisitions (the dataset's own photophysics: with continuous blinking,
+    dim partial-frame emitters) on which training calibrates the detection threshold, with their emitters.
+
+    ``training_set.calibration_frames`` frames at the training density, each cropped to at most
+    :data:`CALIBRATION_CROP_PX` (a side whose U-fold is divisible by 8). Arrays (patch file, optional):
+    ``calibration_frames`` (K, h, w) uint16 ADU; ``calibration_offsets`` (K + 1,) int64 and
+    ``calibration_xy`` (M, 2) float32: the emitters of frame k inside the crop, camera pixels from its
+    corner (pixel j covers [j, j+1)). Empty without calibration frames (0)."""
+    n = int(dataset["training_set"].get("calibration_frames", 0))
+    if n <= 0:
+        return {}
+    simulator = Simulator(dataset)
+    rngs = simulator.streams("calibration", label)
+    sim = simulator.draw(rngs, density=density, n_frames=n)
+    crop = []
+    for side in simulator.shape:
+        c = min(side, CALIBRATION_CROP_PX)
+        while c > 1 and (c * u) % 8:
+            c -= 1
+        crop.append(c)
+    h, w = crop
+    frames = np.concatenate(list(simulator.frames(sim, n, rngs["camera"], label=f"{dataset['name']}/{label} calibration")))
+    ev = sim.events
+    x, y = ev.x_nm / simulator.pixel_size_nm, ev.y_nm / simulator.pixel_size_nm
+    inside = (x < w) & (y < h)
+    counts = np.bincount(ev.frame[inside], minlength=n)
+    log.info("%s/%s: %d calibration frames of %d × %d px (%s photophysics), %d emitters", dataset["name"], label, n, h, w,
+             dataset["photophysics"].get("model", "frames"), counts.sum())  # fmt: skip
+    return {
+        "calibration_frames": np.ascontiguousarray(frames[:, :h, :w]).astype(np.uint16),
+        "calibration_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "calibration_xy": np.column_stack([x[inside], y[inside]]).astype(np.float32),
+    }

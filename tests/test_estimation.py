@@ -216,7 +216,7 @@ def test_a_dataset_with_only_a_tiff_and_a_pixel_size_trains_and_reconstructs(tmp
                 "pixel_size_nm": 100,
                 "acquisitions": {"cells": {"path": "data.tif"}},
                 # CPU-test sizes only; the science keys above are all a user must give
-                "training_set": {"densities": ["estimated"], "frames": 6, "upsampling_factor": 2, "patch_size_px": 8, "patches_per_frame": 20, "max_patches": 60, "min_emitters": 1},
+                "training_set": {"densities": ["estimated"], "frames": 6, "upsampling_factor": 2, "patch_size_px": 8, "patches_per_frame": 20, "max_patches": 60, "min_emitters": 1, "calibration_frames": 4},
                 "training": TINY_RECIPE,
                 "evaluation": {"benchmark": False},
             }

@@ -285,7 +285,7 @@ def test_threshold_is_calibrated_on_the_calibration_frames_by_the_chosen_criteri
     trainer.fit(module, datamodule=data)
     by = {c: calibrate_threshold(module.net, data, criterion=c) for c in ("jaccard", "efficiency")}
     assert {r["source"] for r in by.values()} == {"calibration frames"}
-    assert by["jaccard"]["n_frames"] == data.meta["calibration"]["frames"] == 20
+    assert by["jaccard"]["n_frames"] == data.meta["calibration"]["frames"] == TINY_TRAINING_SET["calibration_frames"]
     assert by["jaccard"]["n_emitters"] == data.meta["calibration"]["emitters"]
     # each maximises its own criterion, so it is at least as good by it as the other's choice
     assert by["jaccard"]["jaccard"] >= by["efficiency"]["jaccard"]

@@ -48,7 +48,9 @@ from dstorm.evaluation.matching import match_localizations  # noqa: E402
 from dstorm.evaluation.metrics import efficiency, matched_errors  # noqa: E402
 from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
+from dstorm.model.system import PatchDataModule  # noqa: E402
 from dstorm.training import THRESHOLD_GRID as GRID  # noqa: E402
+from dstorm.training import calibrate_threshold  # noqa: E402
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -134,7 +136,7 @@ def run_workflow(work: Path, config: dict, log) -> float:
     return time.perf_counter() - t0
 
 
-def threshold_sweep(model_path: Path, tif: Path, csv: Path, tolerance_nm: float = 250.0) -> dict:
+def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, tolerance_nm: float = 250.0) -> dict:
     """The model on the whole stack at every fixed threshold of GRID, scored against the truth: the best
     fixed threshold by Jaccard and by efficiency (what a perfect calibration would have chosen)."""
     model = load_model(model_path)
@@ -162,15 +164,26 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, tolerance_nm: float 
     out = {"best_jaccard": by_j[1], "best_jaccard_threshold": by_j[0], "best_efficiency": by_e[3],
            "best_efficiency_threshold": by_e[0]}  # fmt: skip
     # the threshold each criterion would have calibrated on the model's own calibration frames (its curve),
-    # and what it gives on the stack (same grid)
-    curve = (model.info.get("calibration") or {}).get("curve")
-    if curve:
+    # and on the validation patches (as before calibration frames existed), and what each gives on the stack
+    curves = {"calibration frames": (model.info.get("calibration") or {}).get("curve")}
+    training = model.info.get("training") or {}
+    patches = work / training.get("patches", "-")
+    if patches.is_file():
+        data = PatchDataModule(patches, batch_size=training["recipe"]["batch_size"],
+                               validation_fraction=training["recipe"]["validation_fraction"], seed=training["seed"])  # fmt: skip
+        data.calibration = {}
+        curves["validation patches"] = calibrate_threshold(model.net, data)["curve"]
+    for source, curve in curves.items():
+        if not curve:
+            continue
         for criterion, key in (("jaccard", "jaccard"), ("efficiency", "efficiency_pct")):
             values = np.nan_to_num(np.asarray(curve[key], dtype=float), nan=-1e9)
             k = int(np.argmax(values))
-            out[f"calibrated_{criterion}"] = {"threshold": curve["threshold"][k], "validation_jaccard": curve["jaccard"][k],
-                                              "validation_efficiency": curve["efficiency_pct"][k],
-                                              "jaccard": rows[k][1], "rmse": rows[k][2], "efficiency": rows[k][3]}  # fmt: skip
+            out.setdefault("calibrated", []).append({
+                "source": source, "criterion": criterion, "threshold": curve["threshold"][k],
+                "validation_jaccard": curve["jaccard"][k], "validation_efficiency": curve["efficiency_pct"][k],
+                "jaccard": rows[k][1], "rmse": rows[k][2], "efficiency": rows[k][3],
+            })  # fmt: skip
     return out
 
 
@@ -185,7 +198,7 @@ def scores(work: Path, name: str, tif: Path, csv: Path) -> dict:
         out["validation_jaccard"] = (info.get("calibration") or {}).get("jaccard")
         out["threshold"] = (info.get("calibration") or {}).get("threshold")
         out["validation_efficiency"] = (info.get("calibration") or {}).get("efficiency_pct")
-        out.update(threshold_sweep(model_path, tif, csv))
+        out.update(threshold_sweep(model_path, tif, csv, work))
     conditions = work / "results" / "estimate" / name / "conditions.json"
     if conditions.is_file():
         doc = json.loads(conditions.read_text())
@@ -241,20 +254,17 @@ def main() -> None:
               f"{_f(s.get('jaccard'))} | {_f(s.get('rmse_lat_nm'), '{:.1f}')} | {_f(s.get('efficiency_pct'), '{:.1f}')} | "
               f"{_f(s.get('pearson_r'))} | {_f(s.get('recall_dim'))} / {_f(s.get('recall_bright'))} | "
               f"{_f(s.get('validation_jaccard'))} |")  # fmt: skip
-    print("\nThe threshold: what each criterion calibrates on the model's calibration frames, what it gives on the "
-          "stack, and the best fixed threshold on the stack (Jaccard; efficiency)\n")
-    print("| stack | variant | criterion | threshold | validation Jaccard / data | validation efficiency / data "
-          "| best fixed Jaccard (threshold) | best fixed efficiency (threshold) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\nThe threshold: what each criterion calibrates on the model's calibration frames (or on its validation "
+          "patches), what it gives on the stack, and the best fixed threshold on the stack (by Jaccard; by efficiency)\n")
+    print("| stack | variant | calibrated on | criterion | threshold | Jaccard: calibration / stack | efficiency: "
+          "calibration / stack | stack RMSE, nm | best fixed Jaccard (threshold) | best fixed efficiency (threshold) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for stack, variant, truth, s in rows:
-        for criterion in ("jaccard", "efficiency"):
-            c = s.get(f"calibrated_{criterion}")
-            if not c:
-                continue
-            print(f"| {stack} | {variant} | {criterion} | {c['threshold']:.3g} | {_f(c['validation_jaccard'])} / "
-                  f"{_f(c['jaccard'])} | {_f(c['validation_efficiency'], '{:.1f}')} / {_f(c['efficiency'], '{:.1f}')} | "
-                  f"{_f(s['best_jaccard'])} ({s['best_jaccard_threshold']:.3g}) | "
-                  f"{_f(s['best_efficiency'], '{:.1f}')} ({s['best_efficiency_threshold']:.3g}) |")  # fmt: skip
+        for c in s.get("calibrated", []):
+            print(f"| {stack} | {variant} | {c['source']} | {c['criterion']} | {c['threshold']:.3g} | "
+                  f"{_f(c['validation_jaccard'])} / {_f(c['jaccard'])} | {_f(c['validation_efficiency'], '{:.1f}')} / "
+                  f"{_f(c['efficiency'], '{:.1f}')} | {_f(c['rmse'], '{:.1f}')} | {_f(s['best_jaccard'])} "
+                  f"({s['best_jaccard_threshold']:.3g}) | {_f(s['best_efficiency'], '{:.1f}')} ({s['best_efficiency_threshold']:.3g}) |")  # fmt: skip
 
 
 def _f(v, fmt="{:.3f}") -> str:

@@ -197,9 +197,12 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
         value = row["jaccard"] if criterion == "jaccard" else row["efficiency_pct"]
         if np.isfinite(value) and (best is None or value > best[0]):
             best = (value, row)
-    best = dict(best[1] if best else scores[0])
+    def finite(v):  # NaN (no matched pair: no RMSE) as None, so that two model files compare equal
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+
+    best = {k: finite(v) for k, v in (best[1] if best else scores[0]).items()}
     best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
-                n_emitters=int(len(gt_xy)), curve={k: [r[k] for r in scores] for k in scores[0]})  # fmt: skip
+                n_emitters=int(len(gt_xy)), curve={k: [finite(r[k]) for r in scores] for k in scores[0]})  # fmt: skip
     return best
 
 
@@ -316,9 +319,10 @@ def train_model(
     calibration = calibrate_threshold(module.net, data, criterion=recipe["threshold_criterion"])
     log.info(
         "%s: detection threshold %.3g × weighting factor maximises the %s on the %s (Jaccard %.3f: recall %.3f, "
-        "precision %.3f; RMSE %.1f nm, efficiency %.1f; %d emitters in %d, %g nm tolerance)",
+        "precision %.3f; RMSE %s nm, efficiency %s; %d emitters in %d, %g nm tolerance)",
         label, calibration["threshold"], calibration["criterion"], calibration["source"], calibration["jaccard"],
-        calibration["recall"], calibration["precision"], calibration["rmse_nm"], calibration["efficiency_pct"],
+        calibration["recall"], calibration["precision"], *(f"{calibration[k]:.1f}" if calibration[k] is not None else "–"
+                                                           for k in ("rmse_nm", "efficiency_pct")),
         calibration["n_emitters"], calibration["n_frames"], calibration["tolerance_nm"],
     )  # fmt: skip
     training = {

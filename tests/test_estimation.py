@@ -274,6 +274,10 @@ def test_thunderstorm_demo_data(shared_data):
     assert "sigma_nm" in doc["config"]["psf"] and "e_per_adu" not in doc["config"]["camera"]
 
 
+#: Frames of the population tests' stacks (the simulations use as many: the step's cost scales with them).
+FRAMES = 150
+
+
 @pytest.mark.parametrize(
     "model, preset, photons",
     [
@@ -292,9 +296,9 @@ def test_density_photons_and_blinking_hold_with_partial_frames_and_crowding(mode
     )  # fmt: skip
     sim = Simulator(ds)
     rngs = sim.streams("acquisition", "population-test")
-    drawn = sim.draw(rngs, density=5.0, n_frames=300)
-    stack = np.concatenate(list(sim.frames(drawn, 300, rngs["camera"])))
-    density = len(drawn.events) / 300 / 40.96
+    drawn = sim.draw(rngs, density=5.0, n_frames=FRAMES)
+    stack = np.concatenate(list(sim.frames(drawn, FRAMES, rngs["camera"])))
+    density = len(drawn.events) / FRAMES / 40.96
     mean_e = float(drawn.events.photons.mean()) * ds["camera"]["quantum_efficiency"]
     est = estimate_conditions(stack, pixel_size_nm=100, population=True)
     v, q = est.values, est.diagnostics["quality"]

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +129,33 @@ def cell(key: str, truth: dict, found: dict) -> str:
     return f"{t:.4g} / {f:.4g}{se_text} ({100 * err:+.0f} %){miss}"
 
 
+@dataclass
+class Stack:
+    camera: str
+    kinetics: str
+    photons: str
+    density: float  # requested; the truth's is measured
+    name: str
+    tif: Path
+    csv: Path
+    truth: dict
+
+
+def stacks(folder: Path, args) -> Iterator[Stack]:
+    """One Picasso stack and its truth per camera × kinetics × photons × density of the command line
+    (``args.cameras``, ``kinetics``, ``photons``, ``densities``, ``frames``, ``seed``)."""
+    for camera in args.cameras.split(","):
+        for kinetics in args.kinetics.split(","):
+            for photons in args.photons.split(","):
+                for density in (float(d) for d in args.densities.split(",")):
+                    name = f"{camera}_{density:g}_{kinetics.split()[0]}_{photons.split()[0]}"
+                    tif, csv = make_stack(folder, name, camera=camera, density=density, kinetics=kinetics,
+                                          photons=photons, frames=args.frames, seed=args.seed)  # fmt: skip
+                    truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
+                                     background=BACKGROUND)  # fmt: skip
+                    yield Stack(camera, kinetics, photons, density, name, tif, csv, truth)
+
+
 COLUMNS = ["density", "photons_mean", "photons_median", "sigma", "background"]
 
 
@@ -159,19 +188,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dstorm-independent-") as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        for camera in args.cameras.split(","):
-            for kinetics in args.kinetics.split(","):
-                for photons in args.photons.split(","):
-                    for density in (float(d) for d in args.densities.split(",")):
-                        name = f"{camera}_{density:g}_{kinetics.split()[0]}_{photons.split()[0]}"
-                        tif, csv = make_stack(folder, name, camera=camera, density=density, kinetics=kinetics,
-                                              photons=photons, frames=args.frames, seed=args.seed)  # fmt: skip
-                        truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
-                                         background=BACKGROUND)  # fmt: skip
-                        for method in args.density.split(","):
-                            found = estimate(tif, args.frames, method)
-                            rows.append((f"Picasso {camera}, {kinetics}, {photons} photons, {density:g}/µm² [{method}]", truth, found))
-                            print(f"done {name} {method}: {found['seconds']:.0f} s", file=sys.stderr)
+        for st in stacks(folder, args):
+            for method in args.density.split(","):
+                found = estimate(st.tif, args.frames, method)
+                rows.append((f"Picasso {st.camera}, {st.kinetics}, {st.photons} photons, {st.density:g}/µm² [{method}]",
+                             st.truth, found))  # fmt: skip
+                print(f"done {st.name} {method}: {found['seconds']:.0f} s", file=sys.stderr)
     for method in args.density.split(","):
         ts = thunderstorm(Path(args.shared), method)
         if ts:

@@ -42,15 +42,13 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from independent import BACKGROUND, KINETICS, PHOTONS, QE, SIGMA_PX, make_stack, truth_of  # noqa: E402
+from independent import BACKGROUND, KINETICS, PHOTONS, SIGMA_PX, stacks  # noqa: E402
 
-from dstorm.evaluation.matching import match_localizations  # noqa: E402
-from dstorm.evaluation.metrics import efficiency, matched_errors  # noqa: E402
 from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.system import PatchDataModule  # noqa: E402
 from dstorm.training import THRESHOLD_GRID as GRID  # noqa: E402
-from dstorm.training import calibrate_threshold  # noqa: E402
+from dstorm.training import calibrate_threshold, threshold_curve  # noqa: E402
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -152,13 +150,8 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     found = {k: np.concatenate(v) for k, v in found.items()}
     gt = pd.read_csv(csv)
     gt_xy = gt[["x [nm]", "y [nm]"]].to_numpy(np.float64)
-    rows = []
-    for t in GRID:
-        keep = found["peak"] > t * weight
-        m = match_localizations(found["frame"][keep], found["xy"][keep], gt["frame"].to_numpy(), gt_xy, tolerance_nm)
-        err = matched_errors(m, found["xy"][keep], gt_xy)
-        rmse = float(np.sqrt((err**2).sum(axis=1).mean())) if len(err) else float("nan")
-        rows.append((float(t), m.jaccard, rmse, efficiency(m.jaccard, rmse)))
+    curve = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy, tolerance_nm)
+    rows = [(r["threshold"], r["jaccard"], r["rmse_nm"], r["efficiency_pct"]) for r in curve]
     by_j = max(rows, key=lambda r: r[1])
     by_e = max(rows, key=lambda r: r[3] if np.isfinite(r[3]) else -1e9)
     out = {"best_jaccard": by_j[1], "best_jaccard_threshold": by_j[0], "best_efficiency": by_e[3],
@@ -223,21 +216,14 @@ def main() -> None:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         datasets, conditions = {}, {}
-        for camera in args.cameras.split(","):
-            for kinetics in args.kinetics.split(","):
-                for photons in args.photons.split(","):
-                    for density in (float(d) for d in args.densities.split(",")):
-                        stem = f"{camera}_{density:g}_{kinetics.split()[0]}_{photons.split()[0]}"
-                        tif, csv = make_stack(folder, stem, camera=camera, density=density, kinetics=kinetics,
-                                              photons=photons, frames=args.frames, seed=args.seed)  # fmt: skip
-                        truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
-                                         background=BACKGROUND)  # fmt: skip
-                        for k, variant in enumerate(variants):
-                            name = f"{stem}_v{k}"
-                            datasets[name] = dataset_config(variant, tif=tif.resolve(), csv=csv.resolve(), camera=camera,
-                                                            density=truth["density"], kinetics=kinetics, photons=photons,
-                                                            seed=args.seed)  # fmt: skip
-                            conditions[name] = (f"{camera}, {kinetics}, {photons}, {density:g}/µm²", variant, truth, tif, csv)
+        for st in stacks(folder, args):
+            for k, variant in enumerate(variants):
+                name = f"{st.name}_v{k}"
+                datasets[name] = dataset_config(variant, tif=st.tif.resolve(), csv=st.csv.resolve(), camera=st.camera,
+                                                density=st.truth["density"], kinetics=st.kinetics, photons=st.photons,
+                                                seed=args.seed)  # fmt: skip
+                conditions[name] = (f"{st.camera}, {st.kinetics}, {st.photons}, {st.density:g}/µm²", variant, st.truth,
+                                    st.tif, st.csv)  # fmt: skip
         work = folder / "workflow"
         work.mkdir(exist_ok=True)
         with open(folder / "workflow.log", "w") as log:

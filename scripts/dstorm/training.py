@@ -154,6 +154,24 @@ THRESHOLD_CRITERIA = ("jaccard", "efficiency")
 THRESHOLD_GRID = tuple(float(t) for t in np.geomspace(1e-3, 0.9, 40))
 
 
+def threshold_curve(frame: np.ndarray, xy: np.ndarray, peak: np.ndarray, weight: float, gt_frame: np.ndarray,
+                    gt_xy: np.ndarray, tolerance_nm: float, grid=THRESHOLD_GRID) -> list[dict]:  # fmt: skip
+    """Scores of the localisations ``xy`` (nm) whose ``peak`` exceeds each threshold of ``grid`` × the
+    weighting factor ``weight``, against the truth: threshold, Jaccard, recall, precision, RMSE (nm) and
+    efficiency."""
+    rows = []
+    for t in grid:
+        keep = peak > t * weight
+        m = match_localizations(frame[keep], xy[keep], gt_frame, gt_xy, tolerance_nm)
+        err = matched_errors(m, xy[keep], gt_xy)
+        rmse = float(np.sqrt((err**2).sum(axis=1).mean())) if len(err) else float("nan")
+        rows.append({
+            "threshold": float(t), "jaccard": m.jaccard, "recall": m.tp / max(m.n_gt, 1),
+            "precision": m.tp / max(m.n_pred, 1), "rmse_nm": rmse, "efficiency_pct": efficiency(m.jaccard, rmse),
+        })  # fmt: skip
+    return rows
+
+
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
                         criterion: str = "jaccard") -> dict:  # fmt: skip
     """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
@@ -183,20 +201,12 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     gt_frame = np.concatenate([np.full(len(e), k) for k, e in enumerate(truth)])
     gt_xy = np.concatenate(truth) * pixel
     xy = np.column_stack([found["x"], found["y"]])
-    best, scores = None, []
-    for t in grid:
-        keep = found["peak"] > t * weight
-        m = match_localizations(found["frame"][keep], xy[keep], gt_frame, gt_xy, tolerance_nm)
-        err = matched_errors(m, xy[keep], gt_xy)
-        rmse = float(np.sqrt((err**2).sum(axis=1).mean())) if len(err) else float("nan")
-        row = {
-            "threshold": float(t), "jaccard": m.jaccard, "recall": m.tp / max(m.n_gt, 1),
-            "precision": m.tp / max(m.n_pred, 1), "rmse_nm": rmse, "efficiency_pct": efficiency(m.jaccard, rmse),
-        }  # fmt: skip
-        scores.append(row)
-        value = row["jaccard"] if criterion == "jaccard" else row["efficiency_pct"]
-        if np.isfinite(value) and (best is None or value > best[0]):
-            best = (value, row)
+    scores = threshold_curve(found["frame"], xy, found["peak"], weight, gt_frame, gt_xy, tolerance_nm)
+    key = "jaccard" if criterion == "jaccard" else "efficiency_pct"
+    best = None
+    for row in scores:
+        if np.isfinite(row[key]) and (best is None or row[key] > best[0]):
+            best = (row[key], row)
     def finite(v):  # NaN (no matched pair: no RMSE) as None, so that two model files compare equal
         return None if isinstance(v, float) and not np.isfinite(v) else v
 

@@ -17,7 +17,8 @@ detection and fits, gives the data's statistics:
 - ``P``, the persistence: the fraction of the spots of a frame with a spot within 1.5 px in the next frame.
   It rises steeply with the mean on-time (an emitter on for about one frame is rarely there in the next)
   and needs no photometry: within each blinking model it chooses the on-time, interpolated in log(on-time)
-  between the candidates that bracket the data's;
+  between the candidates that bracket the data's (tried from the shortest on-time up, until one persists
+  as much as the data);
 - ``Q``, the spread (interquartile range over median) of the photo-electrons of the isolated spots that pass
   :func:`fit_isolated_spots`: at the chosen on-time it tells the two blinking models apart (the partial
   frames of continuous-time blinking make a broad distribution, whole frames one as narrow as the photons'
@@ -215,6 +216,7 @@ def estimate_population(
                         shape=shape[1:], frames=shape[0], seed=seed, fit_options=fit_options or {})  # fmt: skip
     target_m = float(np.median(fitted_photons_e))
     p_data, p_se = persistence_data
+    q_data = fitted_spread(fitted_photons_e)
     rounds: list = []
     families = []
     for model in MODELS:
@@ -244,16 +246,18 @@ def estimate_population(
             for _ in range(ROUNDS - 2):
                 (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(miss(x)))[:2]
                 y1, y2 = miss((d1, s1)), miss((d2, s2))
-                if y1 == y2:
-                    break
+                if y1 == y2 or abs(y1) < 0.5 * detections_se / detections_per_frame:
+                    break  # (matched within half the data's own standard error: closer is noise)
                 run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
             d, st = min(tried, key=lambda x: abs(miss(x)))
             log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
                      "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
                      "spread %.3f (data %.3f)", model, tau, d, photons(d), st["detections_per_frame"], detections_per_frame,
-                     st["persistence"], p_data, st["fitted_median"], target_m, st["fitted_spread"], fitted_spread(fitted_photons_e))  # fmt: skip
+                     st["persistence"], p_data, st["fitted_median"], target_m, st["fitted_spread"], q_data)  # fmt: skip
             candidates.append({"tau": tau, "d": d, "m": photons(d), "p": st["persistence"], "M": st["fitted_median"],
                                "q": st["fitted_spread"], "mean": st["truth_mean"], "median": st["truth_median"]})  # fmt: skip
+            if st["persistence"] >= p_data:
+                break  # persistence rises with the on-time: the longer ones cannot bracket the data's
         # the on-time at which the simulations' spots persist as the data's do, in log(on-time)
         i, j, w = _bracket(np.array([c["p"] for c in candidates]), p_data)
         a, b = candidates[i], candidates[j]
@@ -270,7 +274,6 @@ def estimate_population(
     # the blinking model whose fitted spots spread in brightness as the data's do at the chosen on-time (the
     # partial frames of continuous blinking make a broad distribution; whole frames one as narrow as the
     # photons' own spread)
-    q_data = fitted_spread(fitted_photons_e)
     model, value = min(usable, key=lambda f: abs(np.log(f[1]["q"] / q_data)))
     rel = float(np.hypot(signal_se / signal_e_per_um2, detections_se / detections_per_frame / DETECTION_SLOPE))
     rel = float(np.hypot(rel, value["d_from_tau_se"] / value["d"]))

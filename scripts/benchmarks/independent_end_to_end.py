@@ -77,7 +77,7 @@ MODIFIERS = {
     "range": "training_set.density_range: [0.5, 2]",
     "frames": "training_set.photophysics: {model: frames} (train on whole frames, calibrate on the data's look)",
     "nocal": "training_set.calibration_frames: 0 (calibrate on the validation patches)",
-    "efficiency": "training.threshold_criterion: efficiency",
+    "jaccard": "training.threshold_criterion: jaccard (the default: efficiency)",
 }
 VARIANTS = ("free-ratio", "free-sim", "true")
 
@@ -99,8 +99,8 @@ def dataset_config(variant: str, *, tif: Path, csv: Path, camera: str, density: 
             ds["training_set"]["photophysics"] = {"model": "frames"}
         elif mod == "nocal":
             ds["training_set"]["calibration_frames"] = 0
-        elif mod == "efficiency":
-            ds["training"]["threshold_criterion"] = "efficiency"
+        elif mod == "jaccard":
+            ds["training"]["threshold_criterion"] = "jaccard"
         else:
             raise SystemExit(f"unknown variant modifier {mod!r}; known: {', '.join(MODIFIERS)}")
     if base.startswith("free"):

@@ -53,7 +53,7 @@ DEFAULT_RECIPE = {
     "bn_momentum": 0.01,
     "deterministic": False,
     "max_loss_ratio": 1000.0,
-    "threshold_criterion": "jaccard",
+    "threshold_criterion": "efficiency",
 }
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
@@ -173,7 +173,7 @@ def threshold_curve(frame: np.ndarray, xy: np.ndarray, peak: np.ndarray, weight:
 
 
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
-                        criterion: str = "jaccard") -> dict:  # fmt: skip
+                        criterion: str = DEFAULT_RECIPE["threshold_criterion"]) -> dict:  # fmt: skip
     """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
     SMLM challenge's efficiency, which also weighs the RMSE) on the patch file's calibration frames (frames
     that look like the acquisitions; else the validation patches), against the emitters inside each. A fixed

@@ -14,7 +14,7 @@ each with modifiers joined by "+" (see MODIFIERS): e.g. ``true+x2`` trains at tw
 
 It prints, per stack and variant, the Jaccard index, RMSE, efficiency and image correlation measured against
 Picasso's truth (250 nm matching, ``evaluation`` defaults), the Jaccard the model reports on its own
-validation patches, and the training density and photons used. Every run is seeded; the same arguments give
+calibration frames, and the training density and photons used. Every run is seeded; the same arguments give
 the same table on the same machine.
 
 Usage:

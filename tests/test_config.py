@@ -69,6 +69,8 @@ def test_evaluation_defaults_agree_with_the_library():
     defaults = dict(validated(tiny_config())["datasets"]["t"]["evaluation"])
     assert defaults.pop("benchmark") is True
     assert defaults == DEFAULT_OPTIONS
+    # the SMLM 2016 challenge's scoring (shared/reference/deep-storm.md): 250 nm matching, α = 1 /nm
+    assert DEFAULT_OPTIONS["tolerance_nm"] == 250 and DEFAULT_OPTIONS["efficiency_alpha_per_nm"] == 1.0
 
 
 def test_simulation_params_ignore_later_stages():

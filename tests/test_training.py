@@ -182,10 +182,22 @@ def test_training_writes_model_history_and_curves(tiny_patches, tmp_path):
     assert not (tmp_path / "ck").exists()  # checkpoints are removed after success
 
 
-def test_schema_defaults_are_the_library_defaults():
+def test_the_default_recipe_is_the_official_one_read_from_the_schema(tmp_path):
+    """The library's recipe is the schema's ``training`` defaults (their one owner), and those are the
+    official recipe (shared/reference/deep-storm.md): Adam 1e-3, batch 16, 400 steps × 100 epochs,
+    ReduceLROnPlateau(0.1, patience 5, min 5e-5), MSE + L1 1:1, Keras' BatchNorm momentum 0.99, 30 %
+    validation."""
+    from dstorm.schema import schema_defaults
+
+    official = {"epochs": 100, "steps_per_epoch": 400, "batch_size": 16, "validation_fraction": 0.3,
+                "learning_rate": 1e-3, "lr_factor": 0.1, "lr_patience": 5, "min_lr": 5e-5, "mse_weight": 1.0,
+                "l1_weight": 1.0, "bn_momentum": 0.01}  # fmt: skip
+    assert {k: DEFAULT_RECIPE[k] for k in official} == official
     schema = yaml.safe_load(SCHEMA.read_text())
-    defaults = {k: v["default"] for k, v in schema["$defs"]["training"]["properties"].items()}
-    assert defaults == DEFAULT_RECIPE
+    schema["$defs"]["training"]["properties"]["epochs"]["default"] = 7
+    edited = tmp_path / "schema.yaml"
+    edited.write_text(yaml.safe_dump(schema))
+    assert schema_defaults("training", edited) == {**DEFAULT_RECIPE, "epochs": 7}
 
 
 DRIVER = """

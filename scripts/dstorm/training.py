@@ -31,30 +31,15 @@ from dstorm.io import atomic_output
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import LoadedModel, save_model
 from dstorm.model.system import DeepSTORMModule, PatchDataModule
+from dstorm.schema import schema_defaults
 
 __all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-#: The official recipe (Nehme et al. 2018, EliasNehme/Deep-STORM); config/README.md documents each key.
-DEFAULT_RECIPE = {
-    "epochs": 100,
-    "steps_per_epoch": 400,
-    "batch_size": 16,
-    "validation_fraction": 0.3,
-    "learning_rate": 1e-3,
-    "lr_factor": 0.1,
-    "lr_patience": 5,
-    "min_lr": 5e-5,
-    "mse_weight": 1.0,
-    "l1_weight": 1.0,
-    "precision": "32",
-    "channels_last": True,
-    "bn_momentum": 0.01,
-    "deterministic": False,
-    "max_loss_ratio": 1000.0,
-    "threshold_criterion": "efficiency",
-}
+#: The official recipe (Nehme et al. 2018, EliasNehme/Deep-STORM): the defaults of the config schema's
+#: ``training`` section, their one owner; config/README.md documents each key.
+DEFAULT_RECIPE = schema_defaults("training")
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
 

@@ -30,6 +30,7 @@ from dstorm.evaluation.metrics import (
 )
 from dstorm.io import atomic_output, jsonable, read_localizations
 from dstorm.render import render_localizations
+from dstorm.schema import schema_defaults
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -41,16 +42,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The evaluation options (the config's ``evaluation`` section) and their defaults.
-DEFAULT_OPTIONS = {
-    "tolerance_nm": 250.0,
-    "efficiency_alpha_per_nm": 1.0,
-    "correlation_blur_nm": 20.0,
-    "frc_blocks": 50,
-    "frc_pixel_nm": None,  # None: the super-resolution pixel
-    "frc_smooth_rings": 3,
-    "brightness_split_photons": 500.0,
-}
+#: The evaluation options (the config's ``evaluation`` section) and their defaults, from the config schema
+#: (their one owner); ``benchmark`` is the workflow's, not a scoring option.
+DEFAULT_OPTIONS = {k: v for k, v in schema_defaults("evaluation").items() if k != "benchmark"}
 
 #: Columns of the summary table, in order (the metric columns follow the metric modules).
 SUMMARY_INFO = ("dataset", "acquisition", "kind", "density_per_um2", "gt_density_per_um2", "model", "model_density")

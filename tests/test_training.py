@@ -187,7 +187,7 @@ def test_the_default_recipe_is_the_official_one_read_from_the_schema(tmp_path):
     official recipe (shared/reference/deep-storm.md): Adam 1e-3, batch 16, 400 steps × 100 epochs,
     ReduceLROnPlateau(0.1, patience 5, min 5e-5), MSE + L1 1:1, Keras' BatchNorm momentum 0.99, 30 %
     validation."""
-    from dstorm.schema import schema_defaults
+    from dstorm.defaults import schema_defaults
 
     official = {"epochs": 100, "steps_per_epoch": 400, "batch_size": 16, "validation_fraction": 0.3,
                 "learning_rate": 1e-3, "lr_factor": 0.1, "lr_patience": 5, "min_lr": 5e-5, "mse_weight": 1.0,

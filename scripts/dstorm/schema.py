@@ -15,17 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-__all__ = ["schema_problems", "format_problems", "schema_defaults", "SCHEMA_PATH"]
-
-#: The config schema: the one owner of every config key's default (the library's defaults are read from it).
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def schema_defaults(section: str, schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """The default of every key of the schema's ``$defs.<section>`` that has one, in schema order."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    properties = schema["$defs"][section]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+__all__ = ["schema_problems", "format_problems"]
 
 
 def _key(path) -> str:

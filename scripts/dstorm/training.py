@@ -31,7 +31,7 @@ from dstorm.io import atomic_output
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import LoadedModel, save_model
 from dstorm.model.system import DeepSTORMModule, PatchDataModule
-from dstorm.schema import schema_defaults
+from dstorm.defaults import schema_defaults
 
 __all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
 

@@ -30,7 +30,7 @@ from dstorm.evaluation.metrics import (
 )
 from dstorm.io import atomic_output, jsonable, read_localizations
 from dstorm.render import render_localizations
-from dstorm.schema import schema_defaults
+from dstorm.defaults import schema_defaults
 
 __all__ = [
     "DEFAULT_OPTIONS",

@@ -227,6 +227,9 @@ def test_a_dataset_with_only_a_tiff_and_a_pixel_size_trains_and_reconstructs(tmp
     doc = json.loads((tmp_path / "results/estimate/mine/conditions.json").read_text())
     assert doc["values"]["camera_model"] == "emccd"
     assert doc["values"]["psf_sigma_nm"] == pytest.approx(110.5, rel=0.1)
+    # the default estimate fits the simulator: whole-frame blinking (the stack's) and its density
+    assert doc["values"]["blinking"] == "frames" and doc["quality"]["population_rounds"]
+    assert doc["values"]["density_per_um2"] == pytest.approx(truth["density"], rel=0.15)
     meta_log = (tmp_path / "results/logs/simulate/mine/density_estimated.log").read_text()
     assert "density_" in meta_log or "patches" in meta_log
     table = pd.read_csv(tmp_path / "results/estimate/mine/conditions.csv")

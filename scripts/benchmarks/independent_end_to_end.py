@@ -68,8 +68,8 @@ TRUE_CAMERA = {
 }  # fmt: skip
 #: Variants: a base, then modifiers joined with "+".
 BASES = {
-    "free-ratio": "only the TIFF and the pixel size; estimate.density: ratio (the default)",
-    "free-sim": "only the TIFF and the pixel size; estimate.density: simulation",
+    "free-ratio": "only the TIFF and the pixel size; estimate.density: ratio",
+    "free-sim": "only the TIFF and the pixel size; estimate.density: simulation (the default)",
     "true": "the true conditions typed (camera, σ, background, photons, density, Picasso's blinking)",
 }
 MODIFIERS = {

@@ -149,9 +149,11 @@ class _Simulations:
         self.fit_options = {**fit_options, "max_spots": min(int(fit_options.get("max_spots", SIM_SPOTS)), SIM_SPOTS)}
         self.frames = int(frames)
 
-    def statistics(self, model: str, d: float, m: float, tau: float) -> dict:
+    def statistics(self, model: str, d: float, m: float, tau: float, *, fit: bool = True) -> dict:
         """Simulate ``d`` emitters/µm² of ``model`` blinking (mean on-time ``tau``; continuous: one blink) with
-        whole-frame photons ``m`` ± SPREAD, and measure the data's statistics on the stack."""
+        whole-frame photons ``m`` ± SPREAD, and measure the data's statistics on the stack. ``fit``: also fit
+        the isolated spots (most of the cost) for the fitted photons' median and spread; without, NaN. The
+        stack is the same either way (seeded), so a later call with ``fit`` adds the fits to the same spots."""
         from dstorm.estimation.conditions import EstimationError, detect_spots, fit_isolated_spots, noise_line
         from dstorm.simulation.simulate import Simulator
 
@@ -172,11 +174,13 @@ class _Simulations:
         cam = ds["camera"]
         gain = adu_per_electron(cam)
         det = detect_spots(frames)
-        try:
-            fit = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
-            fitted = fit.fits.amplitude[fit.good] / gain
-        except EstimationError:
-            fitted = np.zeros(0)
+        fitted = np.zeros(0)
+        if fit:
+            try:
+                found = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
+                fitted = found.fits.amplitude[found.good] / gain
+            except EstimationError:
+                pass
         photons = drawn.events.photons
         return {
             "detections_per_frame": detections_per_64x64(len(det.strong), n_frames, h, w),
@@ -235,11 +239,11 @@ def estimate_population(
             def miss(trial):  # log of the simulation's detections over the data's
                 return np.log(max(trial[1]["detections_per_frame"], 1e-9) / detections_per_frame)
 
-            def run(d):
-                st = sims.statistics(model, d, photons(d), tau)
+            def run(d):  # the density search needs the detections only: no fits
+                st = sims.statistics(model, d, photons(d), tau, fit=False)
                 tried.append((d, st))
                 rounds.append({"model": model, "mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
-                               **{k: st[k] for k in ("fitted_median", "detections_per_frame", "persistence")}})  # fmt: skip
+                               **{k: st[k] for k in ("detections_per_frame", "persistence")}})  # fmt: skip
 
             run(0.4 * d0)
             run(0.8 * d0)
@@ -249,7 +253,8 @@ def estimate_population(
                 if y1 == y2 or abs(y1) < 0.5 * detections_se / detections_per_frame:
                     break  # (matched within half the data's own standard error: closer is noise)
                 run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
-            d, st = min(tried, key=lambda x: abs(miss(x)))
+            d, _ = min(tried, key=lambda x: abs(miss(x)))
+            st = sims.statistics(model, d, photons(d), tau)  # the same stack again, with its fits
             log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
                      "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
                      "spread %.3f (data %.3f)", model, tau, d, photons(d), st["detections_per_frame"], detections_per_frame,

@@ -149,12 +149,11 @@ class _Simulations:
         self.fit_options = {**fit_options, "max_spots": min(int(fit_options.get("max_spots", SIM_SPOTS)), SIM_SPOTS)}
         self.frames = int(frames)
 
-    def statistics(self, model: str, d: float, m: float, tau: float, *, fit: bool = True) -> dict:
+    def statistics(self, model: str, d: float, m: float, tau: float) -> dict:
         """Simulate ``d`` emitters/µm² of ``model`` blinking (mean on-time ``tau``; continuous: one blink) with
-        whole-frame photons ``m`` ± SPREAD, and measure the data's statistics on the stack. ``fit``: also fit
-        the isolated spots (most of the cost) for the fitted photons' median and spread; without, NaN. The
-        stack is the same either way (seeded), so a later call with ``fit`` adds the fits to the same spots."""
-        from dstorm.estimation.conditions import EstimationError, detect_spots, fit_isolated_spots, noise_line
+        whole-frame photons ``m`` ± SPREAD, and measure the data's detection statistics on the stack. The
+        stack and its spots stay in ``"stack"`` for :meth:`add_fits`."""
+        from dstorm.estimation.conditions import detect_spots
         from dstorm.simulation.simulate import Simulator
 
         ds = copy.deepcopy(self.base)
@@ -171,25 +170,30 @@ class _Simulations:
         rngs = sim.streams("population")
         drawn = sim.draw(rngs, density=d, n_frames=n_frames)
         frames = np.concatenate(list(sim.frames(drawn, n_frames, rngs["camera"]))).astype(np.float64)
-        cam = ds["camera"]
-        gain = adu_per_electron(cam)
         det = detect_spots(frames)
-        fitted = np.zeros(0)
-        if fit:
-            try:
-                found = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
-                fitted = found.fits.amplitude[found.good] / gain
-            except EstimationError:
-                pass
         photons = drawn.events.photons
         return {
             "detections_per_frame": detections_per_64x64(len(det.strong), n_frames, h, w),
             "persistence": persistence(det.strong, n_frames, (h, w))[0],
-            "fitted_median": float(np.median(fitted)) if len(fitted) >= 10 else float("nan"),
-            "fitted_spread": fitted_spread(fitted),
             "truth_mean": float(photons.mean()) if len(photons) else float("nan"),
             "truth_median": float(np.median(photons)) if len(photons) else float("nan"),
+            "stack": (frames, det, adu_per_electron(ds["camera"])),
         }
+
+    def add_fits(self, st: dict) -> dict:
+        """``st`` (from :meth:`statistics`) with the median and spread of the photo-electrons of its stack's
+        isolated spots that pass the fit checks (NaN for fewer than 10): the fits are most of the cost, so
+        only the stack the density search chose is fitted."""
+        from dstorm.estimation.conditions import EstimationError, fit_isolated_spots, noise_line
+
+        frames, det, gain = st["stack"]
+        try:
+            found = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
+            fitted = found.fits.amplitude[found.good] / gain
+        except EstimationError:
+            fitted = np.zeros(0)
+        return {**st, "fitted_median": float(np.median(fitted)) if len(fitted) >= 10 else float("nan"),
+                "fitted_spread": fitted_spread(fitted)}  # fmt: skip
 
 
 def _bracket(values: np.ndarray, target: float) -> tuple[int, int, float]:
@@ -240,7 +244,7 @@ def estimate_population(
                 return np.log(max(trial[1]["detections_per_frame"], 1e-9) / detections_per_frame)
 
             def run(d):  # the density search needs the detections only: no fits
-                st = sims.statistics(model, d, photons(d), tau, fit=False)
+                st = sims.statistics(model, d, photons(d), tau)
                 tried.append((d, st))
                 rounds.append({"model": model, "mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
                                **{k: st[k] for k in ("detections_per_frame", "persistence")}})  # fmt: skip
@@ -253,8 +257,8 @@ def estimate_population(
                 if y1 == y2 or abs(y1) < 0.5 * detections_se / detections_per_frame:
                     break  # (matched within half the data's own standard error: closer is noise)
                 run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
-            d, _ = min(tried, key=lambda x: abs(miss(x)))
-            st = sims.statistics(model, d, photons(d), tau)  # the same stack again, with its fits
+            d, st = min(tried, key=lambda x: abs(miss(x)))
+            st = sims.add_fits(st)
             log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
                      "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
                      "spread %.3f (data %.3f)", model, tau, d, photons(d), st["detections_per_frame"], detections_per_frame,

@@ -48,7 +48,7 @@ from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.system import PatchDataModule  # noqa: E402
 from dstorm.training import THRESHOLD_GRID as GRID  # noqa: E402
-from dstorm.training import calibrate_threshold, threshold_curve  # noqa: E402
+from dstorm.training import CRITERION_KEYS, best_index, calibrate_threshold, threshold_curve  # noqa: E402
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -150,12 +150,11 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     found = {k: np.concatenate(v) for k, v in found.items()}
     gt = pd.read_csv(csv)
     gt_xy = gt[["x [nm]", "y [nm]"]].to_numpy(np.float64)
-    curve = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy, tolerance_nm)
-    rows = [(r["threshold"], r["jaccard"], r["rmse_nm"], r["efficiency_pct"]) for r in curve]
-    by_j = max(rows, key=lambda r: r[1])
-    by_e = max(rows, key=lambda r: r[3] if np.isfinite(r[3]) else -1e9)
-    out = {"best_jaccard": by_j[1], "best_jaccard_threshold": by_j[0], "best_efficiency": by_e[3],
-           "best_efficiency_threshold": by_e[0]}  # fmt: skip
+    stack = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy, tolerance_nm)
+    by_j = stack[best_index([r["jaccard"] for r in stack])]
+    by_e = stack[best_index([r["efficiency_pct"] for r in stack])]
+    out = {"best_jaccard": by_j["jaccard"], "best_jaccard_threshold": by_j["threshold"],
+           "best_efficiency": by_e["efficiency_pct"], "best_efficiency_threshold": by_e["threshold"]}  # fmt: skip
     # the threshold each criterion would have calibrated on the model's own calibration frames (its curve),
     # and on the validation patches (as before calibration frames existed), and what each gives on the stack
     curves = {"calibration frames": (model.info.get("calibration") or {}).get("curve")}
@@ -169,13 +168,12 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     for source, curve in curves.items():
         if not curve:
             continue
-        for criterion, key in (("jaccard", "jaccard"), ("efficiency", "efficiency_pct")):
-            values = np.nan_to_num(np.asarray(curve[key], dtype=float), nan=-1e9)
-            k = int(np.argmax(values))
+        for criterion, key in CRITERION_KEYS.items():
+            k = best_index(curve[key])
             out.setdefault("calibrated", []).append({
                 "source": source, "criterion": criterion, "threshold": curve["threshold"][k],
                 "validation_jaccard": curve["jaccard"][k], "validation_efficiency": curve["efficiency_pct"][k],
-                "jaccard": rows[k][1], "rmse": rows[k][2], "efficiency": rows[k][3],
+                "jaccard": stack[k]["jaccard"], "rmse": stack[k]["rmse_nm"], "efficiency": stack[k]["efficiency_pct"],
             })  # fmt: skip
     return out
 

@@ -25,13 +25,13 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from dstorm.config import config_hash
+from dstorm.defaults import schema_defaults
 from dstorm.evaluation.matching import match_localizations
 from dstorm.evaluation.metrics import efficiency, matched_errors
 from dstorm.io import atomic_output
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import LoadedModel, save_model
 from dstorm.model.system import DeepSTORMModule, PatchDataModule
-from dstorm.defaults import schema_defaults
 
 __all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
 
@@ -133,8 +133,9 @@ warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and i
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-#: What the calibrated threshold maximises (``training.threshold_criterion``).
-THRESHOLD_CRITERIA = ("jaccard", "efficiency")
+#: What the calibrated threshold can maximise (``training.threshold_criterion``): the column of
+#: :func:`threshold_curve` of each criterion.
+CRITERION_KEYS = {"jaccard": "jaccard", "efficiency": "efficiency_pct"}
 #: The thresholds (× weighting factor) the calibration tries.
 THRESHOLD_GRID = tuple(float(t) for t in np.geomspace(1e-3, 0.9, 40))
 
@@ -157,6 +158,14 @@ def threshold_curve(frame: np.ndarray, xy: np.ndarray, peak: np.ndarray, weight:
     return rows
 
 
+def best_index(values) -> int:
+    """The index of the largest finite value of ``values`` (the first of equals; NaN and None never win), 0
+    where none is finite: the threshold a criterion's column of a curve chooses."""
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    return int(np.argmax(np.where(finite, v, -np.inf))) if finite.any() else 0
+
+
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
                         criterion: str = DEFAULT_RECIPE["threshold_criterion"]) -> dict:  # fmt: skip
     """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
@@ -164,8 +173,8 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     that look like the acquisitions; else the validation patches), against the emitters inside each. A fixed
     threshold does not transfer between models (shared/reference: a short-trained network's peaks are
     lower), so every model carries its own. ``curve`` holds every threshold tried and its scores."""
-    if criterion not in THRESHOLD_CRITERIA:
-        raise ValueError(f"threshold criterion {criterion!r}; known: {', '.join(THRESHOLD_CRITERIA)}")
+    if criterion not in CRITERION_KEYS:
+        raise ValueError(f"threshold criterion {criterion!r}; known: {', '.join(CRITERION_KEYS)}")
     meta = data.meta
     weight, pixel, u = float(meta["weighting_factor"]), float(meta["pixel_size_nm"]), int(meta["upsampling_factor"])
     device = next(net.parameters()).device
@@ -187,15 +196,12 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     gt_xy = np.concatenate(truth) * pixel
     xy = np.column_stack([found["x"], found["y"]])
     scores = threshold_curve(found["frame"], xy, found["peak"], weight, gt_frame, gt_xy, tolerance_nm)
-    key = "jaccard" if criterion == "jaccard" else "efficiency_pct"
-    best = None
-    for row in scores:
-        if np.isfinite(row[key]) and (best is None or row[key] > best[0]):
-            best = (row[key], row)
+    best = scores[best_index([row[CRITERION_KEYS[criterion]] for row in scores])]
+
     def finite(v):  # NaN (no matched pair: no RMSE) as None, so that two model files compare equal
         return None if isinstance(v, float) and not np.isfinite(v) else v
 
-    best = {k: finite(v) for k, v in (best[1] if best else scores[0]).items()}
+    best = {k: finite(v) for k, v in best.items()}
     best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
                 n_emitters=int(len(gt_xy)), curve={k: [finite(r[k]) for r in scores] for k in scores[0]})  # fmt: skip
     return best

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from dstorm.defaults import schema_defaults
 from dstorm.evaluation import figures
 from dstorm.evaluation.frc import FRC_THRESHOLD, localization_frc
 from dstorm.errors import InputError
@@ -30,7 +31,6 @@ from dstorm.evaluation.metrics import (
 )
 from dstorm.io import atomic_output, jsonable, read_localizations
 from dstorm.render import render_localizations
-from dstorm.defaults import schema_defaults
 
 __all__ = [
     "DEFAULT_OPTIONS",

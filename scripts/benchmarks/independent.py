@@ -16,6 +16,7 @@ Both density methods of the estimate (``estimate.density``: ratio and simulation
 Usage:
     .venv/bin/python scripts/benchmarks/independent.py                   # every condition (about 40 min)
     .venv/bin/python scripts/benchmarks/independent.py --cameras emccd --densities 2 --frames 200 --density ratio
+    .venv/bin/python scripts/benchmarks/independent.py --kinetics "short on-times" --one-frame-events on-time
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def sites_for(density: float, kinetics: dict, size: int, pixel_nm: float, taud_m
 
 
 def make_stack(folder: Path, name: str, *, camera: str, density: float, kinetics: str, photons: str,
-               frames: int, seed: int, size: int = 64) -> tuple[Path, Path]:  # fmt: skip
+               frames: int, seed: int, size: int = 64, one_frame_events: str = "picasso") -> tuple[Path, Path]:  # fmt: skip
     mean, std = PHOTONS[photons]
     kin = KINETICS[kinetics]
     taud = 20 * kin["taub_ms"]  # sites are dark most of the time, as in dSTORM/PAINT
@@ -81,7 +82,7 @@ def make_stack(folder: Path, name: str, *, camera: str, density: float, kinetics
         "seed": seed, "size": size, "frames": frames, "pixel_size_nm": 100.0, "camera": camera,
         "sites": sites_for(density, kin, size, 100.0, taud), "taud_ms": taud, **kin,
         "photons_per_frame": mean, "photons_per_frame_std": std, "photonbudget": 1e9,
-        "psf_px": SIGMA_PX, "background": BACKGROUND,
+        "psf_px": SIGMA_PX, "background": BACKGROUND, "one_frame_events": one_frame_events,
     }  # fmt: skip
     tif, csv = folder / f"{name}.tif", folder / f"{name}.csv"
     subprocess.run([str(picasso_python()), str(Path(__file__).with_name("picasso_stack.py")), str(tif), str(csv),
@@ -143,17 +144,27 @@ class Stack:
 
 def stacks(folder: Path, args) -> Iterator[Stack]:
     """One Picasso stack and its truth per camera × kinetics × photons × density of the command line
-    (``args.cameras``, ``kinetics``, ``photons``, ``densities``, ``frames``, ``seed``)."""
+    (``args.cameras``, ``kinetics``, ``photons``, ``densities``, ``frames``, ``seed``, ``one_frame_events``)."""
     for camera in args.cameras.split(","):
         for kinetics in args.kinetics.split(","):
             for photons in args.photons.split(","):
                 for density in (float(d) for d in args.densities.split(",")):
                     name = f"{camera}_{density:g}_{kinetics.split()[0]}_{photons.split()[0]}"
+                    if args.one_frame_events != "picasso":
+                        name += "_on-time"
                     tif, csv = make_stack(folder, name, camera=camera, density=density, kinetics=kinetics,
-                                          photons=photons, frames=args.frames, seed=args.seed)  # fmt: skip
+                                          photons=photons, frames=args.frames, seed=args.seed,
+                                          one_frame_events=args.one_frame_events)  # fmt: skip
                     truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
                                      background=BACKGROUND)  # fmt: skip
                     yield Stack(camera, kinetics, photons, density, name, tif, csv, truth)
+
+
+def add_one_frame_events(parser: argparse.ArgumentParser) -> None:
+    """The ``--one-frame-events`` option that :func:`stacks` reads (the end-to-end benchmark has it too)."""
+    parser.add_argument("--one-frame-events", default="picasso", choices=["picasso", "on-time"],
+                        help="photons of an event within one frame: Picasso's rule, or its on-time's (a diagnostic; "
+                             "see picasso_stack.py)")  # fmt: skip
 
 
 COLUMNS = ["density", "photons_mean", "photons_median", "sigma", "background"]
@@ -183,6 +194,7 @@ def main() -> None:
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--keep", help="folder to keep the stacks and truths in")
     parser.add_argument("--density", default="ratio,simulation", help="estimate.density methods to compare")
+    add_one_frame_events(parser)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="dstorm-independent-") as tmp:

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from independent import BACKGROUND, KINETICS, PHOTONS, SIGMA_PX, stacks  # noqa: E402
+from independent import BACKGROUND, KINETICS, PHOTONS, SIGMA_PX, add_one_frame_events, stacks  # noqa: E402
 
 from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--keep", help="folder to keep the stacks and the workflow's results in")
+    add_one_frame_events(parser)
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",")]
     rows = []

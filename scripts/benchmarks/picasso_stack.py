@@ -53,7 +53,27 @@ def camera(photons: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
     return np.clip(np.round(adu), 0, 65535).astype(np.uint16)
 
 
+def _on_time_one_frame_events(photonsinframe, tempFrame, onFrames, photons, eventsum, i, time):
+    """Picasso's ``_distribute_event_photons`` (0.11.3), except that an event within one frame gets the
+    photons of its on-time instead of those up to the frame's end."""
+    for j in range(onFrames):
+        if j == 0 and onFrames == 1:
+            frac = (eventsum[i] - eventsum[i - 1]) / time
+        elif j == 0:
+            frac = ((tempFrame + 1) * time - eventsum[i - 1]) / time
+        elif j == onFrames - 1:
+            frac = (eventsum[i] - (tempFrame + onFrames - 1) * time) / time
+        else:
+            frac = 1.0
+        photonsinframe[1 + tempFrame + j] = int(np.random.poisson(frac * photons))
+
+
 def main(out_tif: str, out_csv: str, params: dict) -> None:
+    rule = params.get("one_frame_events", "picasso")
+    if rule == "on-time":
+        simulate._distribute_event_photons = _on_time_one_frame_events
+    elif rule != "picasso":
+        raise SystemExit(f"one_frame_events: expected 'picasso' or 'on-time', got {rule!r}")
     seed = int(params["seed"])
     np.random.seed(seed)  # Picasso draws from NumPy's global generator
     rng = np.random.default_rng(seed + 1)

@@ -19,13 +19,20 @@ detection and fits, gives the data's statistics:
   and needs no photometry: within each blinking model it chooses the on-time, interpolated in log(on-time)
   between the candidates that bracket the data's (tried from the shortest on-time up, until one persists
   as much as the data);
-- ``Q``, the spread (interquartile range over median) of the photo-electrons of the isolated spots that pass
-  :func:`fit_isolated_spots`: at the chosen on-time it tells the two blinking models apart (the partial
-  frames of continuous-time blinking make a broad distribution, whole frames one as narrow as the photons'
-  own spread). Their median is not used: it hardly moves between models with the density chosen by ``D``.
+- ``R``, the brightness of the ends of runs: the median photo-electrons of the fitted spots (those that pass
+  :func:`fit_isolated_spots`) with no detection nearby in the previous or the next frame, over that of the
+  spots with one in both (:func:`track_sides`, :func:`end_ratio`). At the chosen on-time it tells the two
+  blinking models apart wherever runs are long enough to have middles: continuous-time blinking's first and
+  last frames of an on-time are partial, so its ends are dimmer (R ≈ 0.7 at 5 frames), while whole frames
+  are as bright at the ends (R ≈ 1). It does not depend on the spread of a whole frame's photons, which the
+  simulations can only assume;
+- ``Q``, the spread (interquartile range over median) of the fitted spots' photo-electrons: it tells the
+  models apart where ``R`` cannot (too few middles, e.g. on-times of about a frame): the partial frames of
+  continuous-time blinking make a broad distribution, whole frames one as narrow as the photons' own spread.
+  The fitted spots' median is not used: it hardly moves between models with the density chosen by ``D``.
 
 The blinking models are ``continuous`` (continuous-time blinking, one blink) and ``frames`` (whole frames,
-the simulator's other model), each with mean on-times of 0.5, 1, 3 and 30 frames, and whole-frame photons
+the simulator's other model), each with mean on-times of 0.5, 1, 3, 10 and 30 frames, and whole-frame photons
 spread by 20 %. Stacks are simulated with :mod:`dstorm.simulation` (uniform emitters, the estimated camera,
 σ and background; common random numbers, so the statistics change smoothly with ``d``).
 
@@ -52,7 +59,7 @@ __all__ = ["Population", "estimate_population", "detections_per_64x64", "persist
 
 #: The blinking models tried, and the mean on-times (frames) of each.
 MODELS = ("continuous", "frames")
-ON_TIMES = (0.5, 1.0, 3.0, 30.0)
+ON_TIMES = (0.5, 1.0, 3.0, 10.0, 30.0)
 #: Relative spread of a whole frame's photons in the simulations.
 SPREAD = 0.2
 #: Emitter-frames a simulated stack holds at least (its frames: as many as the data, 60 to 200).
@@ -66,6 +73,8 @@ DETECTION_SLOPE = 0.3
 ROUNDS = 4
 #: A spot persists if the next frame has a spot within this distance, px.
 PERSISTENCE_RADIUS_PX = 1.5
+#: Fitted spots at the ends and in the middles of runs that :func:`end_ratio` needs, each.
+MIN_RUN_SPOTS = 15
 
 
 def detections_per_64x64(count: float, frames: int, height: int, width: int) -> float:
@@ -73,24 +82,56 @@ def detections_per_64x64(count: float, frames: int, height: int, width: int) -> 
     return count / frames * (64 * 64) / (height * width)
 
 
-def persistence(spots, n_frames: int, shape) -> tuple[float, float]:
-    """The fraction of the spots of frames 0 … T − 2 with a spot within :data:`PERSISTENCE_RADIUS_PX` in the
-    next frame, and its standard error (binomial, over the spots). ``spots``: ``frame``, ``row``, ``col``."""
+def _near(spots, n_frames: int, shape, offset: int, query=None) -> np.ndarray:
+    """For each spot of ``query`` (default: ``spots``), whether frame + ``offset`` has a spot of ``spots``
+    within :data:`PERSISTENCE_RADIUS_PX` (False where that frame does not exist)."""
+    from scipy import ndimage
+
+    query = spots if query is None else query
     h, w = shape
     present = np.zeros((n_frames, h, w), dtype=bool)
     present[spots.frame, spots.row, spots.col] = True
     r = int(np.floor(PERSISTENCE_RADIUS_PX))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = (yy**2 + xx**2) <= PERSISTENCE_RADIUS_PX**2
-    from scipy import ndimage
+    near = ndimage.binary_dilation(present, structure=((yy**2 + xx**2) <= PERSISTENCE_RADIUS_PX**2)[None])
+    other = np.asarray(query.frame) + offset
+    inside = (other >= 0) & (other < n_frames)
+    out = np.zeros(len(other), dtype=bool)
+    out[inside] = near[other[inside], np.asarray(query.row)[inside], np.asarray(query.col)[inside]]
+    return out
 
-    near = ndimage.binary_dilation(present, structure=disk[None])
-    keep = spots.frame < n_frames - 1
+
+def persistence(spots, n_frames: int, shape) -> tuple[float, float]:
+    """The fraction of the spots of frames 0 … T − 2 with a spot within :data:`PERSISTENCE_RADIUS_PX` in the
+    next frame, and its standard error (binomial, over the spots). ``spots``: ``frame``, ``row``, ``col``."""
+    keep = np.asarray(spots.frame) < n_frames - 1
     n = int(keep.sum())
     if n == 0:
         return float("nan"), float("nan")
-    p = float(near[spots.frame[keep] + 1, spots.row[keep], spots.col[keep]].mean())
+    p = float(_near(spots, n_frames, shape, 1)[keep].mean())
     return p, float(np.sqrt(max(p * (1 - p), 1e-6) / n))
+
+
+def track_sides(spots, fitted, n_frames: int, shape) -> np.ndarray:
+    """For each spot of ``fitted`` (a subset of ``spots``, the detections), where it lies in its run of
+    consecutive frames: 0 at an end (no detection near it in the previous or the next frame), 1 in the middle
+    (one in both), −1 in the first or the last frame of the stack (unknown)."""
+    before, after = _near(spots, n_frames, shape, -1, fitted), _near(spots, n_frames, shape, 1, fitted)
+    sides = (before & after).astype(int)
+    frame = np.asarray(fitted.frame)
+    sides[(frame == 0) | (frame == n_frames - 1)] = -1
+    return sides
+
+
+def end_ratio(photons: np.ndarray, sides: np.ndarray) -> float:
+    """Median photons of the fitted spots at the ends of runs over those in the middle (NaN for fewer than
+    :data:`MIN_RUN_SPOTS` of either). In continuous-time blinking the first and last frames of an on-time
+    are partial, so the ends are dimmer than the middles; with whole frames they are as bright. Unlike the
+    spread of all fitted photons, the ratio does not depend on the spread of a whole frame's photons."""
+    ends, middles = photons[sides == 0], photons[sides == 1]
+    if len(ends) < MIN_RUN_SPOTS or len(middles) < MIN_RUN_SPOTS:
+        return float("nan")
+    return float(np.median(ends) / np.median(middles))
 
 
 def fitted_spread(photons: np.ndarray) -> float:
@@ -190,10 +231,11 @@ class _Simulations:
         try:
             found = fit_isolated_spots(frames, det.strong, det.faint, noise_line(frames), seed=0, **self.fit_options)
             fitted = found.fits.amplitude[found.good] / gain
+            sides = track_sides(det.strong, found.spots.select(found.good), len(frames), frames.shape[1:])
         except EstimationError:
-            fitted = np.zeros(0)
+            fitted, sides = np.zeros(0), np.zeros(0, dtype=int)
         return {**st, "fitted_median": float(np.median(fitted)) if len(fitted) >= 10 else float("nan"),
-                "fitted_spread": fitted_spread(fitted)}  # fmt: skip
+                "fitted_spread": fitted_spread(fitted), "end_ratio": end_ratio(fitted, sides)}  # fmt: skip
 
 
 def _bracket(values: np.ndarray, target: float) -> tuple[int, int, float]:
@@ -208,7 +250,7 @@ def _bracket(values: np.ndarray, target: float) -> tuple[int, int, float]:
 
 
 def estimate_population(
-    *, signal_e_per_um2: float, signal_se: float, fitted_photons_e: np.ndarray, median_se: float,
+    *, signal_e_per_um2: float, signal_se: float, fitted_photons_e: np.ndarray, fitted_sides: np.ndarray, median_se: float,
     detections_per_frame: float, detections_se: float, persistence_data: tuple[float, float], camera: dict,
     sigma_nm: float, background_e: float, pixel_size_nm: float, shape, seed: int = 0, fit_options: dict | None = None,
 ) -> Population | None:  # fmt: skip
@@ -217,7 +259,7 @@ def estimate_population(
 
     ``signal_e_per_um2``: mean photo-electrons above background per frame per µm² (and its SE);
     ``fitted_photons_e``: the photo-electrons of the data's isolated spots that passed the fit checks (and
-    the SE of their median); ``detections_per_frame``: spots detected per frame, per 64 × 64 px (and its SE);
+    the SE of their median), and their :func:`track_sides`; ``detections_per_frame``: spots detected per frame, per 64 × 64 px (and its SE);
     ``persistence_data``: :func:`persistence` of the data's spots (value, SE); ``camera``: the estimated
     camera as a config section; ``shape``: (frames, height, width) of the data."""
     sims = _Simulations(camera=camera, sigma_nm=sigma_nm, background_e=background_e, pixel_size_nm=pixel_size_nm,
@@ -225,6 +267,7 @@ def estimate_population(
     target_m = float(np.median(fitted_photons_e))
     p_data, p_se = persistence_data
     q_data = fitted_spread(fitted_photons_e)
+    r_data = end_ratio(fitted_photons_e, fitted_sides)
     rounds: list = []
     families = []
     for model in MODELS:
@@ -261,10 +304,12 @@ def estimate_population(
             st = sims.add_fits(st)
             log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
                      "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
-                     "spread %.3f (data %.3f)", model, tau, d, photons(d), st["detections_per_frame"], detections_per_frame,
-                     st["persistence"], p_data, st["fitted_median"], target_m, st["fitted_spread"], q_data)  # fmt: skip
+                     "spread %.3f (data %.3f), run ends / middles %.3f (data %.3f)", model, tau, d, photons(d),
+                     st["detections_per_frame"], detections_per_frame, st["persistence"], p_data, st["fitted_median"],
+                     target_m, st["fitted_spread"], q_data, st["end_ratio"], r_data)  # fmt: skip
             candidates.append({"tau": tau, "d": d, "m": photons(d), "p": st["persistence"], "M": st["fitted_median"],
-                               "q": st["fitted_spread"], "mean": st["truth_mean"], "median": st["truth_median"]})  # fmt: skip
+                               "q": st["fitted_spread"], "r": st["end_ratio"], "mean": st["truth_mean"],
+                               "median": st["truth_median"]})  # fmt: skip
             if st["persistence"] >= p_data:
                 break  # persistence rises with the on-time: the longer ones cannot bracket the data's
         # the on-time at which the simulations' spots persist as the data's do, in log(on-time)
@@ -272,7 +317,7 @@ def estimate_population(
         a, b = candidates[i], candidates[j]
         # (a statistic that one end lacks, e.g. no spot fitted in a crowded simulation, is the other end's)
         value = {k: float(np.nansum([(1 - w) * a[k], w * b[k]]) / np.nansum([(1 - w) * np.isfinite(a[k]), w * np.isfinite(b[k])]))
-                 if np.isfinite(a[k]) or np.isfinite(b[k]) else float("nan") for k in ("d", "m", "mean", "median", "M", "q")}  # fmt: skip
+                 if np.isfinite(a[k]) or np.isfinite(b[k]) else float("nan") for k in ("d", "m", "mean", "median", "M", "q", "r")}  # fmt: skip
         value["tau"] = float(np.exp((1 - w) * np.log(a["tau"]) + w * np.log(b["tau"])))
         dp = abs(b["p"] - a["p"]) if j != i else float("nan")
         value["d_from_tau_se"] = abs(b["d"] - a["d"]) * min(p_se / dp, 1.0) if np.isfinite(dp) and dp > 0 else 0.0
@@ -280,10 +325,16 @@ def estimate_population(
     usable = [(model, v) for model, v in families if np.isfinite(v["q"]) and v["q"] > 0]
     if not usable:
         return None
-    # the blinking model whose fitted spots spread in brightness as the data's do at the chosen on-time (the
-    # partial frames of continuous blinking make a broad distribution; whole frames one as narrow as the
-    # photons' own spread)
-    model, value = min(usable, key=lambda f: abs(np.log(f[1]["q"] / q_data)))
+    # the blinking model whose fitted spots look like the data's at the chosen on-time: where runs of frames
+    # are long enough, by the brightness of the runs' ends against their middles (partial frames at the ends
+    # of continuous blinking's on-times; whole frames as bright at the ends), which does not depend on the
+    # spread of a whole frame's photons; otherwise by the spread of all fitted photons (continuous blinking's
+    # partial frames make a broad distribution; whole frames one as narrow as the photons' own spread)
+    by_ends = np.isfinite(r_data) and r_data > 0 and all(np.isfinite(v["r"]) and v["r"] > 0 for _, v in usable)
+    statistic, data_value = ("r", r_data) if by_ends else ("q", q_data)
+    model, value = min(usable, key=lambda f: abs(np.log(f[1][statistic] / data_value)))
+    log.info("population: blinking model chosen by %s (data %.3f; %s)", "the run ends' brightness" if by_ends else
+             "the fitted photons' spread", data_value, ", ".join(f"{m} {v[statistic]:.3f}" for m, v in usable))  # fmt: skip
     rel = float(np.hypot(signal_se / signal_e_per_um2, detections_se / detections_per_frame / DETECTION_SLOPE))
     rel = float(np.hypot(rel, value["d_from_tau_se"] / value["d"]))
     errors = {

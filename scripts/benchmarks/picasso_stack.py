@@ -54,18 +54,15 @@ def camera(photons: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
 
 
 def _on_time_one_frame_events(photonsinframe, tempFrame, onFrames, photons, eventsum, i, time):
-    """Picasso's ``_distribute_event_photons`` (0.11.3), except that an event within one frame gets the
-    photons of its on-time instead of those up to the frame's end."""
-    for j in range(onFrames):
-        if j == 0 and onFrames == 1:
-            frac = (eventsum[i] - eventsum[i - 1]) / time
-        elif j == 0:
-            frac = ((tempFrame + 1) * time - eventsum[i - 1]) / time
-        elif j == onFrames - 1:
-            frac = (eventsum[i] - (tempFrame + onFrames - 1) * time) / time
-        else:
-            frac = 1.0
-        photonsinframe[1 + tempFrame + j] = int(np.random.poisson(frac * photons))
+    """Picasso's ``_distribute_event_photons`` (0.11.3, kept in :data:`_PICASSO_RULE`), except that an event
+    within one frame gets the photons of its on-time instead of those up to the frame's end."""
+    if onFrames == 1:
+        photonsinframe[1 + tempFrame] = int(np.random.poisson((eventsum[i] - eventsum[i - 1]) / time * photons))
+    else:
+        _PICASSO_RULE(photonsinframe, tempFrame, onFrames, photons, eventsum, i, time)
+
+
+_PICASSO_RULE = simulate._distribute_event_photons
 
 
 def main(out_tif: str, out_csv: str, params: dict) -> None:

@@ -593,7 +593,8 @@ def estimate_conditions(
         pop = estimate_population(
             signal_e_per_um2=float(np.mean(signal_e) / area_um2),
             signal_se=float(np.std(np.mean(signal_e[frames_boot], axis=1)) / area_um2),
-            fitted_photons_e=photons_e, fitted_sides=track_sides(strong, spots.select(good), t, (h, w)), median_se=errors["photons_median"] * quantum_efficiency,
+            fitted_photons_e=photons_e, fitted_sides=track_sides(strong, spots.select(good), t, (h, w)),
+            median_se=errors["photons_median"] * quantum_efficiency,
             detections_per_frame=detections_per_64x64(len(strong), t, h, w),
             detections_se=detections_per_64x64(float(np.std(np.bincount(strong.frame, minlength=t))), 1, h, w) / np.sqrt(t),
             persistence_data=persistence(strong, t, (h, w)),

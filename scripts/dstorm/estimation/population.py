@@ -82,9 +82,10 @@ def detections_per_64x64(count: float, frames: int, height: int, width: int) -> 
     return count / frames * (64 * 64) / (height * width)
 
 
-def _near(spots, n_frames: int, shape, offset: int, query=None) -> np.ndarray:
-    """For each spot of ``query`` (default: ``spots``), whether frame + ``offset`` has a spot of ``spots``
-    within :data:`PERSISTENCE_RADIUS_PX` (False where that frame does not exist)."""
+def _near(spots, n_frames: int, shape, offsets, query=None) -> list[np.ndarray]:
+    """For each offset, and each spot of ``query`` (default: ``spots``), whether frame + offset has a spot of
+    ``spots`` within :data:`PERSISTENCE_RADIUS_PX` (False where that frame does not exist). The spots are
+    dilated once for all offsets."""
     from scipy import ndimage
 
     query = spots if query is None else query
@@ -94,11 +95,15 @@ def _near(spots, n_frames: int, shape, offset: int, query=None) -> np.ndarray:
     r = int(np.floor(PERSISTENCE_RADIUS_PX))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     near = ndimage.binary_dilation(present, structure=((yy**2 + xx**2) <= PERSISTENCE_RADIUS_PX**2)[None])
-    other = np.asarray(query.frame) + offset
-    inside = (other >= 0) & (other < n_frames)
-    out = np.zeros(len(other), dtype=bool)
-    out[inside] = near[other[inside], np.asarray(query.row)[inside], np.asarray(query.col)[inside]]
-    return out
+    frame, row, col = np.asarray(query.frame), np.asarray(query.row), np.asarray(query.col)
+    found = []
+    for offset in offsets:
+        other = frame + offset
+        inside = (other >= 0) & (other < n_frames)
+        out = np.zeros(len(other), dtype=bool)
+        out[inside] = near[other[inside], row[inside], col[inside]]
+        found.append(out)
+    return found
 
 
 def persistence(spots, n_frames: int, shape) -> tuple[float, float]:
@@ -108,7 +113,7 @@ def persistence(spots, n_frames: int, shape) -> tuple[float, float]:
     n = int(keep.sum())
     if n == 0:
         return float("nan"), float("nan")
-    p = float(_near(spots, n_frames, shape, 1)[keep].mean())
+    p = float(_near(spots, n_frames, shape, (1,))[0][keep].mean())
     return p, float(np.sqrt(max(p * (1 - p), 1e-6) / n))
 
 
@@ -116,7 +121,7 @@ def track_sides(spots, fitted, n_frames: int, shape) -> np.ndarray:
     """For each spot of ``fitted`` (a subset of ``spots``, the detections), where it lies in its run of
     consecutive frames: 0 at an end (no detection near it in the previous or the next frame), 1 in the middle
     (one in both), −1 in the first or the last frame of the stack (unknown)."""
-    before, after = _near(spots, n_frames, shape, -1, fitted), _near(spots, n_frames, shape, 1, fitted)
+    before, after = _near(spots, n_frames, shape, (-1, 1), fitted)
     sides = (before & after).astype(int)
     frame = np.asarray(fitted.frame)
     sides[(frame == 0) | (frame == n_frames - 1)] = -1

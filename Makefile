@@ -22,8 +22,10 @@ demo: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html
 	@echo "Done: results/summary.csv (metrics per acquisition) and results/report.html (open in a browser)"
 
+# the suite's files run on $(CORES) workers (pytest-xdist; one file per worker, so that a file's shared
+# fixtures, such as the local SLURM cluster, are made once): much of it waits on subprocesses and SLURM
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -9,7 +9,7 @@ from dstorm.reconstruction import reconstruct
 def main(smk) -> None:
     setup_logging(smk.log[0])
     torch.set_num_threads(smk.threads)
-    options = {k: smk.params.options[k] for k in ("threshold", "neighbourhood", "batch_size", "render_pixel_nm", "render_sigma_nm")}
+    options = {k: smk.params.options[k] for k in ("threshold", "neighbourhood", "batch_size", "precision", "render_pixel_nm", "render_sigma_nm")}
     reconstruct(
         smk.input.frames,
         smk.input.model,

@@ -15,6 +15,7 @@ def main(smk) -> None:
         smk.output.predictions,
         pixel_size_nm=smk.params.pixel_size_nm,
         batch_size=smk.params.options["batch_size"],
+        precision=smk.params.options["precision"],
     )
 
 

@@ -73,3 +73,87 @@ def test_loss_on_random_tensors_against_scipy():
     expected = np.mean((target - blurred) ** 2) + np.mean(np.abs(pred))
     got = float(deepstorm_loss(torch.from_numpy(pred), torch.from_numpy(target), loss_kernel()))
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- the registry and the fast net
+
+
+def test_every_registered_architecture_has_its_class_and_states_its_sizes():
+    from dstorm.architectures import ARCHITECTURES, common_frame_multiple
+    from dstorm.model.network import network_class
+
+    for name, spec in ARCHITECTURES.items():
+        assert network_class(name).spec is spec
+        assert network_class(name).input_upsampled == spec.input_upsampled
+    deepstorm, fast = ARCHITECTURES["deepstorm"], ARCHITECTURES["fast"]
+    assert [deepstorm.frame_multiple(u) for u in (1, 2, 3, 4, 8, 16)] == [8, 4, 8, 2, 1, 1]  # side·U divisible by 8
+    assert [fast.frame_multiple(u) for u in (1, 2, 3, 8)] == [1, 1, 1, 1]  # it pads
+    assert [common_frame_multiple(u) for u in (2, 4, 8)] == [4, 2, 1]
+    with pytest.raises(ValueError, match=r"unknown architecture 'unet'; known: deepstorm, fast"):
+        network_class("unet")
+
+
+@pytest.mark.parametrize("u,shape", [(8, (16, 16)), (4, (13, 22)), (2, (7, 5)), (3, (8, 12))])
+def test_fast_network_gives_the_heatmap_u_times_finer_for_any_frame_size(u, shape):
+    from dstorm.model.network import FastNet
+
+    net = FastNet(upsampling_factor=u).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 1, *shape))
+    assert out.shape == (2, 1, shape[0] * u, shape[1] * u)
+    # pixel shuffle: the U² output channels of camera pixel (i, j) fill heatmap pixels [iU, iU+U) × [jU, jU+U)
+    head = []
+    net.head.register_forward_hook(lambda m, i, o: head.append(o))
+    with torch.no_grad():
+        full = net(torch.randn(1, 1, 8, 8))
+    torch.testing.assert_close(full[0, 0, 2 * u : 3 * u, 5 * u : 6 * u].reshape(-1), head[0][0, :, 2, 5])
+
+
+def test_fast_network_is_at_least_forty_times_cheaper_than_the_faithful_one():
+    """Counted multiply-accumulates of a 64 × 64 frame at U = 8 (hooks on every convolution)."""
+    from dstorm.model.network import FastNet
+
+    def macs(net, x):
+        total = []
+        hooks = [m.register_forward_hook(lambda m, i, o: total.append(o.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups))
+                 for m in net.modules() if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+        with torch.no_grad():
+            net(x)
+        for h in hooks:
+            h.remove()
+        return sum(total)
+
+    faithful = macs(DeepSTORMNet().eval(), torch.zeros(1, 1, 512, 512))
+    fast = macs(FastNet(8).eval(), torch.zeros(1, 1, 64, 64))
+    assert faithful == pytest.approx(24.0e9, rel=0.02)  # ≈ 48 GFLOP per frame
+    assert faithful / fast > 40, (faithful, fast)
+
+
+@pytest.mark.parametrize("architecture,shape", [("deepstorm", (32, 32)), ("fast", (12, 12))])
+def test_folding_batchnorm_gives_the_same_heatmap(architecture, shape):
+    import copy
+
+    from dstorm.model.network import build_network, fold_batchnorm
+
+    torch.manual_seed(1)
+    net = build_network(architecture, {"bn_momentum": 0.5}, upsampling_factor=2)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics away from their initial values
+            net(torch.randn(4, 1, *shape) * 2 + 1)
+    net.eval()
+    folded = fold_batchnorm(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(3, 1, *shape)
+    with torch.no_grad():
+        ref, got = net(x), folded(x)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_the_output_layer_stays_float32_under_bfloat16_autocast():
+    from dstorm.model.network import FastNet
+
+    net = FastNet(2).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(torch.randn(1, 1, 8, 8)).dtype == torch.float32
+        assert DeepSTORMNet().eval()(torch.randn(1, 1, 8, 8)).dtype == torch.float32

@@ -260,10 +260,11 @@ def test_optional_per_frame_predictions(tmp_path, untrained_model):
 
     frames = np.random.default_rng(4).integers(90, 400, (5, 16, 24), dtype=np.uint16)
     path = write_tif(tmp_path / "acq.tif", frames, imagej=True, metadata={"axes": "TYX"})
-    save_predictions(str(path), str(untrained_model), str(tmp_path / "predictions.tif"), pixel_size_nm=100.0, batch_size=2)
+    save_predictions(str(path), str(untrained_model), str(tmp_path / "predictions.tif"), pixel_size_nm=100.0, batch_size=2,
+                     precision="32")  # fmt: skip
     with tifffile.TiffFile(tmp_path / "predictions.tif") as tif:
         stack = tif.asarray()
         assert tif.pages[0].tags["XResolution"].value == (40, 1)
     assert stack.shape == (5, 64, 96) and stack.dtype == np.float32
     expected = load_model(untrained_model).predict(torch.from_numpy(frames.astype(np.float32))).numpy()
-    np.testing.assert_allclose(stack, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stack, expected, rtol=1e-4, atol=1e-5 * expected.max())  # BatchNorm folded: rounding

@@ -237,7 +237,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path
     text = second_log.read_text()
     assert "resuming from" in text and "epoch 0 (untrained)" not in text
     trained = [int(line.split("epoch ")[1].split("/")[0]) for line in text.splitlines() if " done: " in line]
-    assert trained[0] >= 3 and trained == list(range(trained[0], 13)), trained  # the epoch counter continued
+    # the epoch counter continued from a checkpoint (the one of epoch 3, or, where the kill came while it was
+    # being written, an earlier one): nothing lost, nothing repeated
+    assert trained[0] >= 2 and trained == list(range(trained[0], 13)), trained
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == list(range(13))  # epochs of both runs, none twice
     assert load_model(tmp_path / "model.pt").info["training"]["epochs"] == 12

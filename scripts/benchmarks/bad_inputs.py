@@ -255,6 +255,8 @@ CONFIG_CASES = [
     Case("sigma range reversed", "config", edit("psf.sigma_nm", [120, 100]), r"datasets\.bad\.psf\.sigma_nm: expected \[low, high\] with low <= high"),
     Case("patch not divisible by 8", "config", edit("training_set", {"densities": [6], "patch_size_px": 9, "upsampling_factor": 2}),
          r"datasets\.bad\.training_set\.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8"),
+    Case("unknown architecture", "config", edit("training.architecture", "unet"),
+         r"datasets\.bad\.training\.architecture: 'unet' is not an architecture; known: deepstorm, fast"),
     Case("density range without the density", "config", edit("training_set", {"densities": [6], "density_range": [1.5, 2]}),
          r"datasets\.bad\.training_set\.density_range: \[1\.5, 2\] should hold 1"),
     Case("acquisition of both kinds", "config", edit("acquisitions.acq.path", "x.tif"), r"datasets\.bad\.acquisitions\.acq: give exactly one of `simulate`"),

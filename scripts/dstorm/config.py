@@ -16,6 +16,7 @@ import os
 import zlib
 from typing import Any, Iterator
 
+from dstorm.architectures import ARCHITECTURES
 from dstorm.cameras import CAMERA_PRESETS, MODEL_ONLY_KEYS  # the camera models' one owner
 from dstorm.errors import InputError
 
@@ -349,10 +350,16 @@ def _estimate_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:
 def _training_set_errors(key: str, ds: dict[str, Any]) -> Iterator[str]:
     ts = ds["training_set"]
     h, w = ds["frame_size_px"]
-    if (ts["patch_size_px"] * ts["upsampling_factor"]) % 8:
+    name = ds["training"]["architecture"]
+    if name not in ARCHITECTURES:
+        yield f"{key}.training.architecture: {name!r} is not an architecture; known: {', '.join(ARCHITECTURES)}"
+        return
+    arch = ARCHITECTURES[name]
+    if ts["patch_size_px"] % arch.frame_multiple(ts["upsampling_factor"]):
         yield (
-            f"{key}.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by 8 "
-            f"(the network pools three times), got {ts['patch_size_px']} × {ts['upsampling_factor']}"
+            f"{key}.training_set.patch_size_px: patch_size_px × upsampling_factor must be divisible by "
+            f"{arch.side_divisor} (architecture {name!r} pools {arch.side_divisor.bit_length() - 1} times), "
+            f"got {ts['patch_size_px']} × {ts['upsampling_factor']}"
         )
     if ts["patch_size_px"] > min(h, w):
         yield f"{key}.training_set.patch_size_px: {ts['patch_size_px']} is larger than frame_size_px {[h, w]}"

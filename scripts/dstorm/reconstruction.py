@@ -22,13 +22,15 @@ from scipy.ndimage import gaussian_filter
 
 from dstorm.io import atomic_output, write_stack
 from dstorm.localization import find_peaks
+from dstorm.architectures import architecture
 from dstorm.model.modelfile import load_model
+from dstorm.model.precision import choose_precision
 from dstorm.render import render_localizations, save_preview, write_image
 from dstorm.stack import StackError, TiffStack
 
 __all__ = [
     "reconstruct", "save_predictions", "outputs_in", "OUTPUT_FILES", "LOCALIZATION_HEADER", "DEFAULT_THRESHOLD",
-    "auto_batch_size",
+    "auto_batch_size", "inference_model", "check_frame_size",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,30 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def inference_model(model_path: str, device: torch.device, precision="auto"):
+    """The model file loaded for inference with the fastest safe settings on ``device``: BatchNorm folded
+    into the convolutions, channels-last, and ``precision`` resolved by
+    :func:`dstorm.model.precision.choose_precision` (logged with its reason)."""
+    resolved, why = choose_precision(precision, device)
+    model = load_model(model_path, device, precision=resolved, fold_bn=True)
+    log.info("inference: architecture %s, precision %s (%s), BatchNorm folded, channels-last, %d threads",
+             model.info["architecture"], resolved, why, torch.get_num_threads())  # fmt: skip
+    return model
+
+
+def check_frame_size(stack_path, h: int, w: int, model) -> None:
+    """A clear error where the model's architecture cannot take frames of ``h × w`` camera pixels."""
+    arch = architecture(model.info["architecture"])
+    u = model.upsampling_factor
+    m = arch.frame_multiple(u)
+    if h % m or w % m:
+        raise StackError(
+            f"{stack_path}: frames of {h}×{w} px do not fit the model: at U = {u} the sides become "
+            f"{h * u}×{w * u}, which must be divisible by {arch.side_divisor} (crop the frames, train with "
+            "another U, or use training.architecture: fast, which takes any size)"
+        )
+
+
 def _threshold(model, threshold) -> float:
     if threshold in (None, "auto"):
         calibration = model.info.get("calibration") or {}
@@ -94,6 +120,7 @@ def reconstruct(
     threshold="auto",
     neighbourhood: int = 3,
     batch_size="auto",
+    precision="auto",
     render_pixel_nm: float = 10.0,
     render_sigma_nm: float = 20.0,
     device: str = "auto",
@@ -106,7 +133,7 @@ def reconstruct(
     """
     t_start = time.perf_counter()
     device = resolve_device(device)
-    model = load_model(model_path, device)
+    model = inference_model(model_path, device, precision)
     u = model.upsampling_factor
     weight = float(model.info["weighting_factor"])
     warnings = []  # kept in reconstruction.json; the summary's status and the report show them
@@ -120,11 +147,7 @@ def reconstruct(
     with TiffStack(stack_path) as stack:
         stack.check_pixel_size(pixel_size_nm)
         h, w, n = stack.height, stack.width, stack.n_frames
-        if (h * u) % 8 or (w * u) % 8:
-            raise StackError(
-                f"{stack_path}: frames of {h}×{w} px do not fit the model: at U = {u} the sides become "
-                f"{h * u}×{w * u}, which must be divisible by 8 (crop the frames, or train with another U)"
-            )
+        check_frame_size(stack_path, h, w, model)
         rel_threshold = _threshold(model, threshold)
         batch = auto_batch_size(h, w, u, device, requested=batch_size)
         log.info(
@@ -138,6 +161,7 @@ def reconstruct(
     summary.update(
         acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
         heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
+        architecture=model.info["architecture"], precision=model.precision,
         seconds=time.perf_counter() - t_start, model_pixel_size_nm=model_px, warnings=warnings,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
@@ -212,15 +236,17 @@ def prefetched(iterator, pool: ThreadPoolExecutor):
 
 
 def save_predictions(
-    stack_path: str, model_path: str, out_path: str, *, pixel_size_nm: float, batch_size="auto", device: str = "auto"
+    stack_path: str, model_path: str, out_path: str, *, pixel_size_nm: float, batch_size="auto", precision="auto",
+    device: str = "auto",
 ) -> None:
     """Every frame's prediction (ReLU applied) as a float32 ImageJ TIFF at the high-resolution pixel size,
     written frame by frame as the batches are predicted."""
     device = resolve_device(device)
-    model = load_model(model_path, device)
+    model = inference_model(model_path, device, precision)
     u = model.upsampling_factor
     with TiffStack(stack_path) as stack, ThreadPoolExecutor(max_workers=1) as reader:
         h, w, n = stack.height, stack.width, stack.n_frames
+        check_frame_size(stack_path, h, w, model)
         batch = auto_batch_size(h, w, u, device, requested=batch_size)
 
         def frames():

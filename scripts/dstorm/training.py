@@ -31,6 +31,8 @@ from dstorm.evaluation.metrics import efficiency, matched_errors
 from dstorm.io import atomic_output
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import LoadedModel, save_model
+from dstorm.architectures import architecture
+from dstorm.model.precision import choose_precision
 from dstorm.model.system import DeepSTORMModule, PatchDataModule
 
 __all__ = ["train_model", "DEFAULT_RECIPE", "HISTORY_COLUMNS"]
@@ -167,7 +169,7 @@ def best_index(values) -> int:
 
 
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
-                        criterion: str = DEFAULT_RECIPE["threshold_criterion"]) -> dict:  # fmt: skip
+                        criterion: str = DEFAULT_RECIPE["threshold_criterion"], precision: str = "32") -> dict:  # fmt: skip
     """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
     SMLM challenge's efficiency, which also weighs the RMSE) on the patch file's calibration frames (frames
     that look like the acquisitions; else the validation patches), against the emitters inside each. A fixed
@@ -179,7 +181,8 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     weight, pixel, u = float(meta["weighting_factor"]), float(meta["pixel_size_nm"]), int(meta["upsampling_factor"])
     device = next(net.parameters()).device
     # exactly the inference path of a model file: same preprocessing, same memory layout
-    model = LoadedModel(net.eval(), {"upsampling_factor": u, "normalization": {"mean": data.mean, "std": data.std}}, device)
+    model = LoadedModel(net.eval(), {"upsampling_factor": u, "normalization": {"mean": data.mean, "std": data.std}},
+                        device, precision)  # fmt: skip
     frames, truth, source = data.calibration_set()
     grid = THRESHOLD_GRID
     # the training batch's pixels per inference batch: larger batches only cost memory on a CPU
@@ -205,13 +208,6 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
                 n_emitters=int(len(gt_xy)), curve={k: [finite(r[k]) for r in scores] for k in scores[0]})  # fmt: skip
     return best
-
-
-def _precision(requested: str, cuda: bool) -> str:
-    if requested == "16-mixed" and not cuda:
-        log.warning("precision 16-mixed needs a GPU; training in 32-bit on the CPU")
-        return "32"
-    return requested
 
 
 def train_model(
@@ -252,14 +248,21 @@ def train_model(
         deterministic = "warn"  # nearest-upsampling backward has no deterministic CUDA kernel
     L.seed_everything(seed, workers=True, verbose=False)
 
+    precision, why = choose_precision(recipe["precision"], "cuda" if cuda else "cpu")
+    if str(recipe["precision"]) not in ("auto", precision):
+        log.warning("precision %s: %s", recipe["precision"], why)
+    arch = architecture(recipe["architecture"])
     data = PatchDataModule(
         patches_path,
         batch_size=recipe["batch_size"],
         steps_per_epoch=recipe["steps_per_epoch"],
         validation_fraction=recipe["validation_fraction"],
         seed=seed,
+        upsample_inputs=arch.input_upsampled,
     )
     module = DeepSTORMModule(
+        architecture=recipe["architecture"],
+        upsampling_factor=int(data.meta["upsampling_factor"]),
         learning_rate=recipe["learning_rate"],
         lr_factor=recipe["lr_factor"],
         lr_patience=recipe["lr_patience"],
@@ -284,7 +287,7 @@ def train_model(
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
-        precision=_precision(str(recipe["precision"]), cuda),
+        precision=precision,
         max_epochs=recipe["epochs"],
         deterministic=deterministic,
         callbacks=[history, best],
@@ -296,10 +299,11 @@ def train_model(
     )
     log.info(
         "%s: %d training + %d validation patches of %d px, U=%d, normalisation mean %.5f std %.5f; "
-        "%d epochs × %d steps × %d patches on %s, precision %s",
+        "architecture %s (%d weights); %d epochs × %d steps × %d patches on %s, %d threads, precision %s (%s)",
         label, len(data.train_index), len(data.val_index), data.meta["patch_size_px"], data.meta["upsampling_factor"],
-        data.mean, data.std, recipe["epochs"], recipe["steps_per_epoch"], recipe["batch_size"],
-        trainer.strategy.root_device, trainer.precision,
+        data.mean, data.std, recipe["architecture"], module.net.conv_weight_count(), recipe["epochs"],
+        recipe["steps_per_epoch"], recipe["batch_size"], trainer.strategy.root_device, torch.get_num_threads(),
+        trainer.precision, why,
     )  # fmt: skip
     if resume:
         log.info("resuming from %s", resume)
@@ -317,7 +321,7 @@ def train_model(
     best_state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     net_state = {k.removeprefix("net."): v for k, v in best_state.items() if k.startswith("net.")}
     module.net.load_state_dict(net_state)
-    calibration = calibrate_threshold(module.net, data, criterion=recipe["threshold_criterion"])
+    calibration = calibrate_threshold(module.net, data, criterion=recipe["threshold_criterion"], precision=precision)
     log.info(
         "%s: detection threshold %.3g × weighting factor maximises the %s on the %s (Jaccard %.3f: recall %.3f, "
         "precision %.3f; RMSE %s nm, efficiency %s; %d emitters in %d, %g nm tolerance)",

@@ -75,10 +75,13 @@ class PatchStore:
     ----------
     patches : (N, P, P) raw counts; offsets : (N + 1,); xy : (M, 2) float; meta : the patch file's meta.
     mean, std : normalisation statistics (of the training patches).
+    upsample_inputs : whether the network takes the input upsampled ×U (the faithful one) or at the camera's
+        resolution (``input_upsampled`` of its class).
     """
 
-    def __init__(self, patches, offsets, xy, meta: dict, mean: float, std: float, device="cpu"):
+    def __init__(self, patches, offsets, xy, meta: dict, mean: float, std: float, device="cpu", upsample_inputs=True):
         self.meta = meta
+        self.upsample_inputs = bool(upsample_inputs)
         self.u = int(meta["upsampling_factor"])
         self.p = int(meta["patch_size_px"])
         self.weighting = float(meta["weighting_factor"])
@@ -95,12 +98,13 @@ class PatchStore:
         if device == self.device:
             return self
         arrays = (self.patches.cpu().numpy(), self.offsets.cpu().numpy(), self.xy.cpu().numpy())
-        return PatchStore(*arrays, self.meta, self.mean, self.std, device)
+        return PatchStore(*arrays, self.meta, self.mean, self.std, device, self.upsample_inputs)
 
     def inputs(self, index: torch.Tensor) -> torch.Tensor:
-        """Network inputs ``(B, 1, P·U, P·U)``: per-patch [0, 1] scaling, normalisation, upsampling."""
-        x = scale_01(self.patches[index])
-        return upsample((x - self.mean) / self.std, self.u)
+        """Network inputs: per-patch [0, 1] scaling and normalisation, then ``(B, 1, P·U, P·U)`` by
+        upsampling, or ``(B, 1, P, P)`` for a network on the camera's pixels."""
+        x = (scale_01(self.patches[index]) - self.mean) / self.std
+        return upsample(x, self.u) if self.upsample_inputs else x[:, None]
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         """Heatmaps ``(B, 1, P·U, P·U)`` of the patches ``index``."""

@@ -25,7 +25,8 @@ import torch
 from dstorm.io import atomic_output
 from dstorm.errors import InputError, MissingInput
 from dstorm.model.batches import scale_01, upsample
-from dstorm.model.network import build_network
+from dstorm.model.network import build_network, fold_batchnorm
+from dstorm.model.precision import autocast
 
 __all__ = ["MODEL_FORMAT", "save_model", "load_model", "LoadedModel", "package_versions"]
 
@@ -72,11 +73,16 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, architecture: str,
 
 @dataclass
 class LoadedModel:
-    """A network in eval mode with its preprocessing; ``predict`` maps raw frames to heatmaps."""
+    """A network in eval mode with its preprocessing; ``predict`` maps raw frames to heatmaps.
+
+    ``precision`` is a resolved one of :data:`dstorm.model.precision.PRECISIONS` (not "auto"): the autocast
+    the network runs under; heatmaps always leave ``predict`` as float32.
+    """
 
     net: torch.nn.Module
     info: dict
     device: torch.device
+    precision: str = "32"
 
     @property
     def channels_last(self) -> bool:
@@ -88,10 +94,11 @@ class LoadedModel:
         return int(self.info["upsampling_factor"])
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """Raw ``(B, H, W)`` frames -> network input: per-frame [0, 1], (x - mean)/std, upsample ×U."""
+        """Raw ``(B, H, W)`` frames -> network input: per-frame [0, 1], (x - mean)/std, and upsampled ×U
+        (nearest neighbour) for the architectures that take the upsampled frame."""
         norm = self.info["normalization"]
-        x = scale_01(frames.to(self.device, torch.float32))
-        return upsample((x - float(norm["mean"])) / float(norm["std"]), self.upsampling_factor)
+        x = (scale_01(frames.to(self.device, torch.float32)) - float(norm["mean"])) / float(norm["std"])
+        return upsample(x, self.upsampling_factor) if type(self.net).input_upsampled else x[:, None]
 
     @torch.inference_mode()
     def predict(self, frames) -> torch.Tensor:
@@ -102,14 +109,26 @@ class LoadedModel:
         x = self.preprocess(frames)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return torch.relu(self.net(x))[:, 0]
+        with autocast(self.precision, self.device):
+            out = self.net(x)
+        return torch.relu(out[:, 0].float())
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, channels_last: bool = True) -> LoadedModel:
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    channels_last: bool = True,
+    precision: str = "32",
+    fold_bn: bool = False,
+) -> LoadedModel:
     """Load a model file safely (``weights_only=True``) with a clear error for anything else.
 
     ``channels_last`` (the training default) is faster on CPUs and tensor cores, and gives exactly the
-    outputs of the training-time network.
+    outputs of the training-time network. ``precision`` (resolved, see dstorm.model.precision) is the
+    autocast of inference; ``fold_bn`` folds each BatchNorm into its convolution (same outputs up to
+    rounding, faster). The defaults reproduce the training-time network bit for bit; reconstruction asks
+    for the fast settings (:func:`dstorm.reconstruction.inference_settings`).
     """
     path = Path(path)
     if not path.is_file():
@@ -140,7 +159,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, c
     if missing:
         raise InputError(f"{path}: model file lacks {missing}")
     try:
-        net = build_network(payload["architecture"], payload["network"])
+        net = build_network(payload["architecture"], payload["network"], int(payload["upsampling_factor"]))
         net.load_state_dict(payload["state_dict"], strict=True)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise InputError(
@@ -148,7 +167,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *, c
         ) from None
     device = torch.device(device)
     net = net.to(device).eval()
+    if fold_bn:
+        fold_batchnorm(net)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     info = {k: v for k, v in payload.items() if k != "state_dict"}
-    return LoadedModel(net=net, info=info, device=device)
+    return LoadedModel(net=net, info=info, device=device, precision=precision)

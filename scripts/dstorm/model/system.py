@@ -13,6 +13,7 @@ from dstorm.errors import InputError
 from dstorm.io import load_arrays
 from dstorm.model.batches import PatchStore, normalization_stats
 from dstorm.model.loss import deepstorm_loss, loss_kernel
+from dstorm.architectures import DEFAULT_ARCHITECTURE
 from dstorm.model.network import build_network
 
 __all__ = ["TrainingDiverged", "DeepSTORMModule", "PatchDataModule"]
@@ -29,8 +30,9 @@ class DeepSTORMModule(L.LightningModule):
     def __init__(
         self,
         *,
-        architecture: str = "deepstorm",
+        architecture: str = DEFAULT_ARCHITECTURE,
         network: dict | None = None,
+        upsampling_factor: int | None = None,
         learning_rate: float = 1e-3,
         lr_factor: float = 0.1,
         lr_patience: int = 5,
@@ -44,7 +46,7 @@ class DeepSTORMModule(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = build_network(architecture, network or {})
+        self.net = build_network(architecture, network or {}, upsampling_factor)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.register_buffer("kernel", loss_kernel(loss_sigma_px, 7, loss_kernel_scale), persistent=False)
@@ -145,6 +147,7 @@ class PatchDataModule(L.LightningDataModule):
         steps_per_epoch: int = 400,
         validation_fraction: float = 0.3,
         seed: int = 0,
+        upsample_inputs: bool = True,
     ):
         super().__init__()
         self.patches_path = str(patches_path)
@@ -162,7 +165,8 @@ class PatchDataModule(L.LightningDataModule):
         self.mean, self.std = normalization_stats(arrays["patches"][self.train_index])
         if not self.std > 0:
             raise InputError(f"{self.patches_path}: the training patches have no contrast (std 0)")
-        self.store = PatchStore(arrays["patches"], arrays["offsets"], arrays["xy"], self.meta, self.mean, self.std)
+        self.store = PatchStore(arrays["patches"], arrays["offsets"], arrays["xy"], self.meta, self.mean, self.std,
+                                upsample_inputs=upsample_inputs)  # fmt: skip
         self.calibration = {k.removeprefix("calibration_"): arrays[k] for k in arrays if k.startswith("calibration_")}
 
     def calibration_set(self) -> tuple[np.ndarray, list[np.ndarray], str]:

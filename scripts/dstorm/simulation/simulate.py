@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dstorm.architectures import common_frame_multiple
 from dstorm.config import seed_sequence_entropy
 from dstorm.errors import InputError
 from dstorm.io import save_arrays, write_localizations, write_stack
@@ -283,7 +284,7 @@ def calibration_frames(dataset: dict, *, density: float, u: int, label: str) -> 
     dim partial-frame emitters) on which training calibrates the detection threshold, with their emitters.
 
     ``training_set.calibration_frames`` frames at the training density, each cropped to at most
-    :data:`CALIBRATION_CROP_PX` (a side whose U-fold is divisible by 8). Arrays (patch file, optional):
+    :data:`CALIBRATION_CROP_PX` (a side every architecture takes at this U). Arrays (patch file, optional):
     ``calibration_frames`` (K, h, w) uint16 ADU; ``calibration_offsets`` (K + 1,) int64 and
     ``calibration_xy`` (M, 2) float32: the emitters of frame k inside the crop, camera pixels from its
     corner (pixel j covers [j, j+1)). Empty without calibration frames (0)."""
@@ -296,8 +297,7 @@ def calibration_frames(dataset: dict, *, density: float, u: int, label: str) -> 
     crop = []
     for side in simulator.shape:
         c = min(side, CALIBRATION_CROP_PX)
-        while c > 1 and (c * u) % 8:
-            c -= 1
+        c -= c % common_frame_multiple(u)
         crop.append(c)
     h, w = crop
     frames = np.concatenate(list(simulator.frames(sim, n, rngs["camera"], label=f"{dataset['name']}/{label} calibration")))

@@ -1,0 +1,73 @@
+"""The registry of network architectures: names, what input each takes and which frame sizes it accepts.
+
+The one owner of these facts, without importing torch (the config check and the simulate stage ask it):
+the config schema's ``training.architecture``, the model file's ``architecture``, the training set's sizes
+and reconstruction all consult :data:`ARCHITECTURES`; ``dstorm.model.network`` holds the classes, which take
+their size rules from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Architecture", "ARCHITECTURES", "DEFAULT_ARCHITECTURE", "architecture", "common_frame_multiple"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture.
+
+    name : its key in config and model files; class_name : its class in dstorm.model.network.
+    input_upsampled : the network takes the frame upsampled ×U (nearest neighbour), else the camera's pixels.
+    side_divisor : what the side of the network's input must be divisible by (its poolings).
+    pads : the network pads other sides itself (and crops its output), so any frame fits.
+    """
+
+    name: str
+    class_name: str
+    input_upsampled: bool
+    side_divisor: int
+    pads: bool
+    summary: str
+
+    def frame_multiple(self, upsampling_factor: int) -> int:
+        """Frame sides in camera pixels must be multiples of this at U = ``upsampling_factor``."""
+        if self.pads:
+            return 1
+        if self.input_upsampled:
+            return self.side_divisor // math.gcd(self.side_divisor, int(upsampling_factor))
+        return self.side_divisor
+
+    def size_rule(self, upsampling_factor: int) -> str:
+        """The rule in words, for error messages."""
+        if self.pads:
+            return "any size"
+        if self.input_upsampled:
+            return f"side × U divisible by {self.side_divisor}"
+        return f"side divisible by {self.side_divisor}"
+
+
+ARCHITECTURES = {
+    "deepstorm": Architecture(
+        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False,
+        summary="the faithful network of Nehme et al. 2018 on the frame upsampled ×U (≈ 48 GFLOP per 64 × 64 frame at U = 8)",
+    ),
+    "fast": Architecture(
+        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True,
+        summary="a U-Net on the camera's pixels with a pixel-shuffle ×U output (≈ 1 GFLOP per 64 × 64 frame at U = 8)",
+    ),
+}  # fmt: skip
+DEFAULT_ARCHITECTURE = "deepstorm"
+
+
+def architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[name]
+
+
+def common_frame_multiple(upsampling_factor: int) -> int:
+    """A frame side that is a multiple of this fits every architecture at U = ``upsampling_factor`` (what
+    a training set's calibration frames are cropped to, so that one training set serves every one)."""
+    return math.lcm(*(a.frame_multiple(upsampling_factor) for a in ARCHITECTURES.values()))

@@ -25,13 +25,13 @@ STEPS = {"deepstorm": 50, "fast": 200}
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """One training set and one test acquisition (1/µm², 30 frames), shared by both architectures."""
+    """One training set and one test acquisition (1/µm², 16 frames), shared by both architectures."""
     tmp = tmp_path_factory.mktemp("e2e")
     ds = dataset(structure={"type": "filaments"}, training_set=TRAINING_SET, training=RECIPE)
     simulate_training_set(
         ds, density=2, frames_path=tmp / "t.tif", ground_truth_path=tmp / "t.csv", patches_path=tmp / "p.npz"
     )
-    simulate_acquisition(ds, "low", density=1.0, n_frames=30, frames_path=tmp / "a.tif", ground_truth_path=tmp / "gt.csv")
+    simulate_acquisition(ds, "low", density=1.0, n_frames=16, frames_path=tmp / "a.tif", ground_truth_path=tmp / "gt.csv")
     return ds, tmp
 
 

@@ -78,6 +78,8 @@ MODIFIERS = {
     "frames": "training_set.photophysics: {model: frames} (train on whole frames, calibrate on the data's look)",
     "nocal": "training_set.calibration_frames: 0 (calibrate on the validation patches)",
     "jaccard": "training.threshold_criterion: jaccard (the default: efficiency)",
+    "fast": "training.architecture: fast (the same recipe: equal steps)",
+    "steps<k>": "k × the recipe's steps per epoch (e.g. fast+steps4: about the faithful network's training time)",
 }
 VARIANTS = ("free-ratio", "free-sim", "true")
 
@@ -101,6 +103,10 @@ def dataset_config(variant: str, *, tif: Path, csv: Path, camera: str, density: 
             ds["training_set"]["calibration_frames"] = 0
         elif mod == "jaccard":
             ds["training"]["threshold_criterion"] = "jaccard"
+        elif mod == "fast":
+            ds["training"]["architecture"] = "fast"
+        elif mod.startswith("steps"):
+            ds["training"]["steps_per_epoch"] = int(ds["training"]["steps_per_epoch"] * float(mod[5:]))
         else:
             raise SystemExit(f"unknown variant modifier {mod!r}; known: {', '.join(MODIFIERS)}")
     if base.startswith("free"):

@@ -22,6 +22,8 @@ class Architecture:
     input_upsampled : the network takes the frame upsampled ×U (nearest neighbour), else the camera's pixels.
     side_divisor : what the side of the network's input must be divisible by (its poolings).
     pads : the network pads other sides itself (and crops its output), so any frame fits.
+    high_res_maps, camera_maps : float32 maps of the heatmap's size and of the frame's size that inference
+        holds at once per frame (activations, the heatmap, peak finding): what the batch size is fitted to.
     """
 
     name: str
@@ -29,6 +31,8 @@ class Architecture:
     input_upsampled: bool
     side_divisor: int
     pads: bool
+    high_res_maps: int
+    camera_maps: int
     summary: str
 
     def frame_multiple(self, upsampling_factor: int) -> int:
@@ -38,6 +42,11 @@ class Architecture:
         if self.input_upsampled:
             return self.side_divisor // math.gcd(self.side_divisor, int(upsampling_factor))
         return self.side_divisor
+
+    def inference_bytes(self, height: int, width: int, upsampling_factor: int) -> int:
+        """Memory inference needs per frame of ``height × width`` camera pixels."""
+        hr = height * width * int(upsampling_factor) ** 2
+        return 4 * (self.high_res_maps * hr + self.camera_maps * height * width)
 
     def size_rule(self, upsampling_factor: int) -> str:
         """The rule in words, for error messages."""
@@ -50,12 +59,12 @@ class Architecture:
 
 ARCHITECTURES = {
     "deepstorm": Architecture(
-        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False,
+        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False, high_res_maps=6 * 32, camera_maps=0,
         summary="the faithful network of Nehme et al. 2018 on the frame upsampled ×U (≈ 48 GFLOP per 64 × 64 frame at U = 8)",
     ),
     "fast": Architecture(
-        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True,
-        summary="a U-Net on the camera's pixels with a pixel-shuffle ×U output (≈ 1 GFLOP per 64 × 64 frame at U = 8)",
+        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True, high_res_maps=8, camera_maps=6 * 96,
+        summary="a U-Net on the camera's pixels with a pixel-shuffle ×U output (≈ 0.9 GFLOP per 64 × 64 frame at U = 8)",
     ),
 }  # fmt: skip
 DEFAULT_ARCHITECTURE = "deepstorm"

@@ -34,12 +34,17 @@ def find_peaks(pred: torch.Tensor, *, upsampling_factor: int, threshold: float, 
         raise ValueError(f"neighbourhood must be an odd number >= 3, got {neighbourhood}")
     r = neighbourhood // 2
     pred = pred.float()
-    local_max = F.max_pool2d(pred[:, None], neighbourhood, stride=1, padding=r)[:, 0]
-    b, i, j = torch.nonzero((pred == local_max) & (pred > threshold), as_tuple=True)
-    padded = F.pad(pred, (r, r, r, r))
+    # only the pixels above the threshold can be peaks: test their k × k windows alone (a dense max-pool
+    # over the whole high-resolution heatmap cost more than the fast network itself)
+    b, i, j = torch.nonzero(pred > threshold, as_tuple=True)
     offsets = torch.arange(-r, r + 1, device=pred.device)
     rows = (i + r)[:, None] + offsets  # (P, k)
     cols = (j + r)[:, None] + offsets
+    padded = F.pad(pred, (r, r, r, r))  # zeros: the window sum's padding
+    # pixels beyond the edge must never win the maximum: zeros cannot beat a candidate above a threshold >= 0
+    outside = padded if threshold >= 0 else F.pad(pred, (r, r, r, r), value=float("-inf"))
+    is_max = outside[b[:, None, None], rows[:, :, None], cols[:, None, :]].amax(dim=(1, 2)) == pred[b, i, j]
+    b, i, j, rows, cols = b[is_max], i[is_max], j[is_max], rows[is_max], cols[is_max]
     window = padded[b[:, None, None], rows[:, :, None], cols[:, None, :]]  # (P, k, k)
     mass = window.sum(dim=(1, 2))
     safe = torch.where(mass > 0, mass, torch.ones_like(mass))

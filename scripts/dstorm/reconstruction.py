@@ -47,13 +47,15 @@ OUTPUT_FILES = {
 DEFAULT_THRESHOLD = 0.1
 
 
-def auto_batch_size(height: int, width: int, upsampling_factor: int, device: torch.device, requested="auto") -> int:
-    """``requested`` frames per batch, or for ``"auto"`` (or None) as many as fit: about 6 float32 maps of
-    32 channels at the high resolution per frame, in half the free GPU memory or in 256 MiB of activations
-    on a CPU (larger batches gain nothing there)."""
+def auto_batch_size(height: int, width: int, upsampling_factor: int, device: torch.device, requested="auto",
+                    architecture_name: str = "deepstorm") -> int:  # fmt: skip
+    """``requested`` frames per batch, or for ``"auto"`` (or None) as many as fit: the architecture's
+    inference memory per frame (``Architecture.inference_bytes``: for the faithful network about 6 float32
+    maps of 32 channels at the high resolution) in half the free GPU memory, or in 256 MiB on a CPU (larger
+    batches gain nothing there)."""
     if requested not in (None, "auto"):
         return int(requested)
-    per_frame = 6 * 32 * 4 * height * upsampling_factor * width * upsampling_factor
+    per_frame = architecture(architecture_name).inference_bytes(height, width, upsampling_factor)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         budget = free // 2
@@ -149,7 +151,7 @@ def reconstruct(
         h, w, n = stack.height, stack.width, stack.n_frames
         check_frame_size(stack_path, h, w, model)
         rel_threshold = _threshold(model, threshold)
-        batch = auto_batch_size(h, w, u, device, requested=batch_size)
+        batch = auto_batch_size(h, w, u, device, requested=batch_size, architecture_name=model.info["architecture"])
         log.info(
             "%s: %d frames of %d×%d px (%s) -> %d×%d at %.4g nm; model %s (U=%d) on %s, batch %d, "
             "threshold %.3g × %g",
@@ -182,12 +184,22 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
         from tqdm import tqdm
 
         bar = tqdm(total=n, unit="frame", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=1) as reader, atomic_output(outputs["localizations"]) as csv_tmp, \
-            open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
+    pinned = model.device.type == "cuda"
+
+    def write(table, x_nm, y_nm):  # on the writer thread: the network goes on with the next batch meanwhile
+        np.savetxt(csv_file, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
+        return render_localizations(x_nm, y_nm, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)
+
+    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer, \
+            atomic_output(outputs["localizations"]) as csv_tmp, open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
         csv_file.write(",".join(f'"{c}"' for c in LOCALIZATION_HEADER) + "\n")
+        written = None
         for start, frames in prefetched(stack.batches(batch), reader):
             widefield += frames.sum(axis=0, dtype=np.float64)
-            pred = model.predict(torch.from_numpy(frames))
+            batch_frames = torch.from_numpy(frames)
+            if pinned:  # page-locked memory: the copy to the GPU runs without blocking the host
+                batch_frames = batch_frames.pin_memory().to(model.device, non_blocking=True)
+            pred = model.predict(batch_frames)
             sr += pred.sum(dim=0, dtype=torch.float64)
             peaks = find_peaks(pred, upsampling_factor=u, threshold=threshold_abs, neighbourhood=neighbourhood)
             x_nm = (peaks.x_px * pixel_size_nm).cpu().numpy()
@@ -197,9 +209,10 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
                 np.arange(n_loc + 1, n_loc + len(x_nm) + 1), frame, x_nm, y_nm,
                 peaks.peak.cpu().numpy(), (peaks.mass / float(model.info["weighting_factor"])).cpu().numpy(),
             ])  # fmt: skip
-            np.savetxt(csv_file, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
+            if written is not None:  # one batch in flight at most: the order of the rows is kept
+                rendered += written.result()
+            written = writer.submit(write, table, x_nm, y_nm)
             n_loc += len(x_nm)
-            rendered += render_localizations(x_nm, y_nm, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)
             done = start + len(frames)
             now = time.perf_counter()
             if bar is not None:
@@ -207,6 +220,8 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
             if done == n or now - last_log > 5:
                 last_log = now
                 log.info("frames %d/%d (%.1f frames/s), %d localisations", done, n, done / (now - t0), n_loc)
+        if written is not None:
+            rendered += written.result()
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -247,7 +262,7 @@ def save_predictions(
     with TiffStack(stack_path) as stack, ThreadPoolExecutor(max_workers=1) as reader:
         h, w, n = stack.height, stack.width, stack.n_frames
         check_frame_size(stack_path, h, w, model)
-        batch = auto_batch_size(h, w, u, device, requested=batch_size)
+        batch = auto_batch_size(h, w, u, device, requested=batch_size, architecture_name=model.info["architecture"])
 
         def frames():
             for start, raw in prefetched(stack.batches(batch), reader):

@@ -268,3 +268,15 @@ def test_optional_per_frame_predictions(tmp_path, untrained_model):
     assert stack.shape == (5, 64, 96) and stack.dtype == np.float32
     expected = load_model(untrained_model).predict(torch.from_numpy(frames.astype(np.float32))).numpy()
     np.testing.assert_allclose(stack, expected, rtol=1e-4, atol=1e-5 * expected.max())  # BatchNorm folded: rounding
+
+
+def test_the_localisation_rows_are_written_as_np_savetxt_writes_them():
+    import io
+
+    from dstorm.reconstruction import LOCALIZATION_ROW
+
+    table = np.array([[1, 3, 12.3456, 6399.9995, 0.000123456, 98765.4], [2, 10000, -0.0004, 0.0, 100.0, 1e-9]])
+    expected = io.StringIO()
+    np.savetxt(expected, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
+    assert (LOCALIZATION_ROW * len(table)) % tuple(table.ravel().tolist()) == expected.getvalue()
+    assert expected.getvalue().splitlines()[0] == "1,3,12.346,6399.999,0.00012346,98765"

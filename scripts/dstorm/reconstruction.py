@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: ThunderSTORM-style columns of the localisation table.
 LOCALIZATION_HEADER = ["id", "frame", "x [nm]", "y [nm]", "intensity [a.u.]", "confidence [a.u.]"]
+#: The format of one row of the localisation table.
+LOCALIZATION_ROW = "%d,%d,%.3f,%.3f,%.5g,%.5g\n"
 #: The outputs of :func:`reconstruct`: key -> file name (the rule's output names and files).
 OUTPUT_FILES = {
     "super_resolution": "super_resolution.tif", "super_resolution_png": "super_resolution.png",
@@ -187,7 +189,8 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
     pinned = model.device.type == "cuda"
 
     def write(table, x_nm, y_nm):  # on the writer thread: the network goes on with the next batch meanwhile
-        np.savetxt(csv_file, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
+        # one %-format of the whole batch: the bytes np.savetxt writes, in half its time
+        csv_file.write((LOCALIZATION_ROW * len(table)) % tuple(table.ravel().tolist()))
         return render_localizations(x_nm, y_nm, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)
 
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer, \

@@ -38,7 +38,7 @@ from dstorm.architectures import ARCHITECTURES  # noqa: E402
 from dstorm.evaluation.matching import match_localizations  # noqa: E402
 from dstorm.evaluation.metrics import efficiency, matched_errors  # noqa: E402
 from dstorm.model.modelfile import save_model  # noqa: E402
-from dstorm.model.network import build_network, fold_batchnorm  # noqa: E402
+from dstorm.model.network import build_network, conv_macs, fold_batchnorm  # noqa: E402
 from dstorm.model.precision import autocast, choose_precision  # noqa: E402
 
 
@@ -79,18 +79,6 @@ def roofline(device: torch.device) -> dict[str, float]:
     return out
 
 
-def conv_flops(net: torch.nn.Module, x: torch.Tensor) -> float:
-    """FLOP (2 × multiply-accumulates) of every convolution of one forward pass of ``x``, per frame."""
-    total = []
-    hooks = [m.register_forward_hook(lambda m, i, o: total.append(o.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups))
-             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
-    with torch.no_grad():
-        net(x)
-    for h in hooks:
-        h.remove()
-    return 2.0 * sum(total) / x.shape[0]
-
-
 def inference_net(name: str, u: int, device):
     torch.manual_seed(0)
     net = build_network(name, {}, u).to(device).eval()
@@ -101,7 +89,7 @@ def network_alone(name, u, side, precision, device, batch, repeats) -> dict:
     net = inference_net(name, u, device)
     s = side * u if ARCHITECTURES[name].input_upsampled else side
     x = torch.randn(batch, 1, s, s, device=device).contiguous(memory_format=torch.channels_last)
-    flops = conv_flops(net, x[:1])
+    flops = 2.0 * conv_macs(net, x[:1])
 
     def run():
         with torch.inference_mode(), autocast(precision, device):

@@ -33,7 +33,6 @@ class Architecture:
     pads: bool
     high_res_maps: int
     camera_maps: int
-    summary: str
 
     def frame_multiple(self, upsampling_factor: int) -> int:
         """Frame sides in camera pixels must be multiples of this at U = ``upsampling_factor``."""
@@ -48,23 +47,13 @@ class Architecture:
         hr = height * width * int(upsampling_factor) ** 2
         return 4 * (self.high_res_maps * hr + self.camera_maps * height * width)
 
-    def size_rule(self, upsampling_factor: int) -> str:
-        """The rule in words, for error messages."""
-        if self.pads:
-            return "any size"
-        if self.input_upsampled:
-            return f"side × U divisible by {self.side_divisor}"
-        return f"side divisible by {self.side_divisor}"
-
 
 ARCHITECTURES = {
     "deepstorm": Architecture(
-        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False, high_res_maps=6 * 32, camera_maps=0,
-        summary="the faithful network of Nehme et al. 2018 on the frame upsampled ×U (≈ 48 GFLOP per 64 × 64 frame at U = 8)",
+        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False, high_res_maps=6 * 32, camera_maps=0
     ),
     "fast": Architecture(
-        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True, high_res_maps=8, camera_maps=6 * 96,
-        summary="a U-Net on the camera's pixels with a pixel-shuffle ×U output (≈ 0.9 GFLOP per 64 × 64 frame at U = 8)",
+        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True, high_res_maps=8, camera_maps=6 * 96
     ),
 }  # fmt: skip
 DEFAULT_ARCHITECTURE = "deepstorm"

@@ -76,7 +76,7 @@ class PatchStore:
     patches : (N, P, P) raw counts; offsets : (N + 1,); xy : (M, 2) float; meta : the patch file's meta.
     mean, std : normalisation statistics (of the training patches).
     upsample_inputs : whether the network takes the input upsampled ×U (the faithful one) or at the camera's
-        resolution (``input_upsampled`` of its class).
+        resolution (``input_upsampled`` of its entry in dstorm.architectures).
     """
 
     def __init__(self, patches, offsets, xy, meta: dict, mean: float, std: float, device="cpu", upsample_inputs=True):

@@ -98,7 +98,7 @@ class LoadedModel:
         (nearest neighbour) for the architectures that take the upsampled frame."""
         norm = self.info["normalization"]
         x = (scale_01(frames.to(self.device, torch.float32)) - float(norm["mean"])) / float(norm["std"])
-        return upsample(x, self.upsampling_factor) if type(self.net).input_upsampled else x[:, None]
+        return upsample(x, self.upsampling_factor) if self.net.spec.input_upsampled else x[:, None]
 
     @torch.inference_mode()
     def predict(self, frames) -> torch.Tensor:
@@ -128,7 +128,7 @@ def load_model(
     outputs of the training-time network. ``precision`` (resolved, see dstorm.model.precision) is the
     autocast of inference; ``fold_bn`` folds each BatchNorm into its convolution (same outputs up to
     rounding, faster). The defaults reproduce the training-time network bit for bit; reconstruction asks
-    for the fast settings (:func:`dstorm.reconstruction.inference_settings`).
+    for the fast settings (:func:`dstorm.reconstruction.inference_model`).
     """
     path = Path(path)
     if not path.is_file():

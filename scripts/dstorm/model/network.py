@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dstorm.architectures import ARCHITECTURES, architecture
+from dstorm.architectures import ARCHITECTURES, Architecture, architecture
 
-__all__ = ["DeepSTORMNet", "FastNet", "network_class", "build_network", "fold_batchnorm"]
+__all__ = ["DeepSTORMNet", "FastNet", "network_class", "build_network", "fold_batchnorm", "conv_macs"]
 
 
 def _block(c_in: int, c_out: int, momentum: float, eps: float) -> nn.Sequential:
@@ -25,7 +25,22 @@ def _block(c_in: int, c_out: int, momentum: float, eps: float) -> nn.Sequential:
     )
 
 
-class DeepSTORMNet(nn.Module):
+class _Network(nn.Module):
+    """What both architectures share: their registry entry (``spec``), orthogonal initialisation of every
+    convolution, and the weight count."""
+
+    spec: Architecture
+
+    def _init_orthogonal(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.orthogonal_(m.weight)
+
+    def conv_weight_count(self) -> int:
+        return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Conv2d))
+
+
+class DeepSTORMNet(_Network):
     """The faithful network. Encoder 32 -> pool -> 64 -> pool -> 128 -> pool -> 512; decoder ×2 -> 128 -> ×2 -> 64 -> ×2 -> 32;
     1×1 linear head without bias. No skip connections. Orthogonal initialisation of every convolution.
 
@@ -58,12 +73,9 @@ class DeepSTORMNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.head = nn.Conv2d(decoder[-1], 1, kernel_size=1, bias=False)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.orthogonal_(m.weight)
+        self._init_orthogonal()
 
     spec = ARCHITECTURES["deepstorm"]  # takes the frame upsampled ×U; sides divisible by 8 (three poolings)
-    input_upsampled = spec.input_upsampled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.spec.side_divisor, "(after upsampling)", "the network pools three times")
@@ -74,9 +86,6 @@ class DeepSTORMNet(nn.Module):
         for block in self.dec:
             x = block(self.up(x))
         return _fp32_head(self.head, x)
-
-    def conv_weight_count(self) -> int:
-        return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Conv2d))
 
 
 def _fp32_head(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +104,7 @@ def _check_input(x: torch.Tensor, divisor: int, which: str, why: str) -> None:
         raise ValueError(f"input side {h}×{w} {which} must be divisible by {divisor}: {why}")
 
 
-class FastNet(nn.Module):
+class FastNet(_Network):
     """A fast network on the camera's pixels: a small U-Net (two poolings, skip connections, two conv-BN-ReLU
     blocks per level) on the normalised raw frame, whose last layer gives U² channels that a pixel shuffle
     turns into the U× finer heatmap (sub-pixel convolution, Shi et al. 2016). It never convolves at the high
@@ -110,7 +119,6 @@ class FastNet(nn.Module):
     """
 
     spec = ARCHITECTURES["fast"]  # the camera's pixels; pools twice, pads other sides (replicating the edge)
-    input_upsampled = spec.input_upsampled
 
     def __init__(
         self,
@@ -135,9 +143,7 @@ class FastNet(nn.Module):
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.head = nn.Conv2d(c0, u * u, kernel_size=1, bias=False)
         self.shuffle = nn.PixelShuffle(u)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.orthogonal_(m.weight)
+        self._init_orthogonal()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, 1, "", "")
@@ -155,9 +161,6 @@ class FastNet(nn.Module):
         u = self.hparams["upsampling_factor"]
         return out[..., : h * u, : w * u] if pad_h or pad_w else out
 
-    def conv_weight_count(self) -> int:
-        return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Conv2d))
-
 
 def network_class(name: str) -> type[nn.Module]:
     """The class of the registered architecture ``name`` (ValueError for an unknown one)."""
@@ -169,7 +172,7 @@ def build_network(name: str, hparams: dict, upsampling_factor: int | None = None
     for the architectures that need it (a model file's ``upsampling_factor``)."""
     cls = network_class(name)
     hparams = dict(hparams)
-    if upsampling_factor is not None and not cls.input_upsampled:
+    if upsampling_factor is not None and not cls.spec.input_upsampled:
         hparams.setdefault("upsampling_factor", int(upsampling_factor))
         if int(hparams["upsampling_factor"]) != int(upsampling_factor):
             raise ValueError(f"the network's U = {hparams['upsampling_factor']} but the model's is {upsampling_factor}")
@@ -189,3 +192,18 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
                 seq[i] = fuse_conv_bn_eval(conv, bn)
                 seq[i + 1] = nn.Identity()
     return net
+
+
+def conv_macs(net: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of every convolution of ``net`` in one forward pass of ``x``, per frame (hooks
+    on the convolutions' output shapes)."""
+    total = []
+    hooks = [m.register_forward_hook(lambda m, i, o: total.append(o.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups))
+             for m in net.modules() if isinstance(m, nn.Conv2d)]  # fmt: skip
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(total) // x.shape[0]

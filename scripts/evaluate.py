@@ -14,6 +14,8 @@ def main(smk) -> None:
         widefield=smk.input.widefield,
         reconstruction=smk.input.reconstruction,
         ground_truth=smk.input.ground_truth[0] if smk.input.ground_truth else None,
+        drift=smk.input.drift,
+        drift_truth=smk.input.drift_truth[0] if smk.input.drift_truth else None,
         outputs=dict(smk.output.items()),
         options=smk.params.options,
         seed=seed_sequence_entropy(smk.params.seed, "frc", wc.acquisition),

@@ -20,6 +20,8 @@ def main(smk) -> None:
         n_frames=smk.params.acquisition["frames"],
         frames_path=smk.output.frames,
         ground_truth_path=smk.output.ground_truth,
+        drift=smk.params.acquisition.get("drift"),
+        drift_path=smk.output.drift,
     )
 
 

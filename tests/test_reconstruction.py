@@ -15,16 +15,12 @@ from dstorm.coordinates import heatmap
 from dstorm.localization import find_peaks
 from dstorm.model.modelfile import save_model
 from dstorm.model.network import DeepSTORMNet
-from dstorm.reconstruction import LOCALIZATION_HEADER, reconstruct
+from dstorm.loctable import HEADER
+from dstorm.reconstruction import outputs_in, reconstruct
 from dstorm.simulation.psf import IntegratedGaussianPSF
 from dstorm.stack import StackError, TiffStack
 
-OUTPUT_NAMES = ["super_resolution", "super_resolution_png", "widefield", "widefield_png", "localizations", "rendered", "rendered_png", "summary"]  # fmt: skip
-SUFFIX = {"super_resolution": ".tif", "widefield": ".tif", "rendered": ".tif", "localizations": ".csv", "summary": ".json"}
-
-
-def outputs(folder):
-    return {k: str(folder / (k.removesuffix("_png") + (".png" if k.endswith("_png") else SUFFIX[k]))) for k in OUTPUT_NAMES}
+outputs = outputs_in
 
 
 def emitters_on_a_jittered_grid(rng, side_px, spacing_px=4.0):
@@ -205,8 +201,12 @@ def test_outputs_open_in_the_tools_microscopists_use(tmp_path, untrained_model):
     out = outputs(tmp_path)
     summary = reconstruct(str(path), str(untrained_model), out, pixel_size_nm=100.0, batch_size=2, render_pixel_nm=20)
     table = pd.read_csv(out["localizations"])
-    assert list(table.columns) == LOCALIZATION_HEADER
-    assert open(out["localizations"]).readline().strip() == '"id","frame","x [nm]","y [nm]","intensity [a.u.]","confidence [a.u.]"'
+    assert list(table.columns) == HEADER
+    assert open(out["localizations"]).readline().strip() == (
+        '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]","offset [photon]","uncertainty [nm]",'
+        '"peak [a.u.]","confidence [a.u.]"'
+    )
+    assert table["intensity [photon]"].isna().all()  # no camera given: no photons
     assert len(table) == summary["localizations"] > 0
     assert table["id"].tolist() == list(range(1, len(table) + 1)) and table["frame"].between(1, 5).all()
     assert table["x [nm]"].between(0, 2400).all() and table["y [nm]"].between(0, 1600).all()
@@ -273,10 +273,14 @@ def test_optional_per_frame_predictions(tmp_path, untrained_model):
 def test_the_localisation_rows_are_written_as_np_savetxt_writes_them():
     import io
 
-    from dstorm.reconstruction import LOCALIZATION_ROW
+    from dstorm.loctable import COLUMNS, ThunderstormWriter
 
-    table = np.array([[1, 3, 12.3456, 6399.9995, 0.000123456, 98765.4], [2, 10000, -0.0004, 0.0, 100.0, 1e-9]])
+    table = np.array([[1, 3, 12.3456, 6399.9995, 110.04, 1234.56, 9.876, 12.345, 0.000123456, 98765.4],
+                      [2, 10000, -0.0004, 0.0, np.nan, np.nan, np.nan, np.nan, 100.0, 1e-9]])  # fmt: skip
     expected = io.StringIO()
-    np.savetxt(expected, table, fmt=["%d", "%d", "%.3f", "%.3f", "%.5g", "%.5g"], delimiter=",")
-    assert (LOCALIZATION_ROW * len(table)) % tuple(table.ravel().tolist()) == expected.getvalue()
-    assert expected.getvalue().splitlines()[0] == "1,3,12.346,6399.999,0.00012346,98765"
+    np.savetxt(expected, table, fmt=list(COLUMNS.values()), delimiter=",")
+    written = io.StringIO()
+    ThunderstormWriter(written).write(table)
+    assert written.getvalue().split("\n", 1)[1] == expected.getvalue()
+    assert expected.getvalue().splitlines()[0] == "1,3,12.346,6399.999,110.0,1234.6,9.88,12.35,0.00012346,98765"
+    assert expected.getvalue().splitlines()[1] == "2,10000,-0.000,0.000,nan,nan,nan,nan,100,1e-09"

@@ -17,7 +17,19 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "co
 
 
 def schema_defaults(section: str, schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """The default of every key of the schema's ``$defs.<section>`` that has one, in schema order."""
+    """The default of every key of the schema's ``$defs.<section>`` that has one, in schema order; an
+    object's default is filled with its own properties' defaults (as the config validation fills it)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    properties = schema["$defs"][section]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    return _defaults(schema["$defs"][section])
+
+
+def _defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, sub in spec.get("properties", {}).items():
+        if "default" not in sub:
+            continue
+        value = sub["default"]
+        if isinstance(value, dict) and "properties" in sub:
+            value = {**_defaults(sub), **value}
+        out[key] = value
+    return out

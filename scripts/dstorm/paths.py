@@ -2,8 +2,8 @@
 
 Standard library only (the Snakemake process imports it). Every job has a name under its stage folder,
 ``<stage>/<dataset>/<name>``: ``<name>`` is an acquisition's name, a training set's ``density_<d>``,
-``<acquisition>/density_<d>`` for a cross-evaluation, ``<acquisition>.predictions`` for the saved
-predictions, and ``_<rule>`` for the per-dataset jobs. Acquisition names start with a letter or digit, never
+``<acquisition>/density_<d>`` for a cross-evaluation, ``<acquisition>.predictions``, ``.picasso`` and
+``.grouped`` for the saved predictions, the Picasso export and the grouped table, and ``_<rule>`` for the per-dataset jobs. Acquisition names start with a letter or digit, never
 hold a dot and never start with ``density_`` (the config schema), so no two jobs can share a name: a log
 or a benchmark file is never written by two jobs. :func:`job_names` lists a config's jobs, and
 :func:`dstorm.config.check_config` refuses names that differ only in case (one file on macOS or Windows).
@@ -23,6 +23,8 @@ JOBS = {
     "train": "train/{dataset}/density_{density}",
     "reconstruct": "reconstruct/{dataset}/{acquisition}",
     "save_predictions": "reconstruct/{dataset}/{acquisition}.predictions",
+    "export_picasso": "reconstruct/{dataset}/{acquisition}.picasso",
+    "group_localizations": "reconstruct/{dataset}/{acquisition}.grouped",
     "evaluate": "evaluate/{dataset}/{acquisition}",
     "cross_evaluate": "evaluate/{dataset}/{acquisition}/density_{density}",
     "benchmark": "evaluate/{dataset}/_benchmark",
@@ -74,7 +76,7 @@ def config_jobs(config: dict[str, Any], label) -> Iterator[tuple[str, dict[str, 
         for a, acq in (ds.get("acquisitions") or {}).items():
             if "simulate" in acq:
                 yield "simulate_acquisition", {"dataset": d, "acquisition": a}
-            for rule in ("reconstruct", "save_predictions", "evaluate"):
+            for rule in ("reconstruct", "save_predictions", "export_picasso", "group_localizations", "evaluate"):
                 yield rule, {"dataset": d, "acquisition": a}
             for x in densities:
                 yield "cross_evaluate", {"dataset": d, "acquisition": a, "density": x}

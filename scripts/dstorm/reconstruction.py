@@ -18,33 +18,41 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, shift as shift_image
 
+from dstorm.architectures import architecture
+from dstorm.defaults import schema_defaults
+from dstorm.drift import estimate_drift, write_drift
 from dstorm.io import atomic_output, write_stack
 from dstorm.localization import find_peaks
-from dstorm.architectures import architecture
+from dstorm.loctable import ThunderstormWriter, open_writers, read_chunks
 from dstorm.model.modelfile import load_model
 from dstorm.model.precision import choose_precision
-from dstorm.render import render_localizations, save_preview, write_image
+from dstorm.render import drift_figure, render_localizations, save_preview, write_image
 from dstorm.stack import StackError, TiffStack
 
 __all__ = [
-    "reconstruct", "save_predictions", "outputs_in", "OUTPUT_FILES", "LOCALIZATION_HEADER", "DEFAULT_THRESHOLD",
-    "auto_batch_size", "inference_model", "check_frame_size",
+    "reconstruct", "save_predictions", "outputs_in", "OUTPUT_FILES", "DEFAULT_THRESHOLD", "auto_batch_size",
+    "inference_model", "check_frame_size", "image_segments",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-#: ThunderSTORM-style columns of the localisation table.
-LOCALIZATION_HEADER = ["id", "frame", "x [nm]", "y [nm]", "intensity [a.u.]", "confidence [a.u.]"]
-#: The format of one row of the localisation table.
-LOCALIZATION_ROW = "%d,%d,%.3f,%.3f,%.5g,%.5g\n"
-#: The outputs of :func:`reconstruct`: key -> file name (the rule's output names and files).
+#: The outputs of :func:`reconstruct`: key -> file name (the rule's output names and files). The
+#: drift-corrected table and images are the default ones; the uncorrected ones are kept beside them.
 OUTPUT_FILES = {
     "super_resolution": "super_resolution.tif", "super_resolution_png": "super_resolution.png",
+    "super_resolution_uncorrected": "super_resolution_uncorrected.tif",
     "widefield": "widefield.tif", "widefield_png": "widefield.png", "localizations": "localizations.csv",
+    "localizations_uncorrected": "localizations_uncorrected.csv", "drift": "drift.csv", "drift_png": "drift.png",
     "rendered": "rendered.tif", "rendered_png": "rendered.png", "summary": "reconstruction.json",
 }  # fmt: skip
+#: The config's reconstruction defaults (the schema owns them).
+DEFAULTS = schema_defaults("reconstruction")
+#: At most this many partial super-resolved images (consecutive frame segments) are accumulated for the
+#: drift correction of the image, within IMAGE_SEGMENT_BYTES.
+MAX_IMAGE_SEGMENTS = 64
+IMAGE_SEGMENT_BYTES = 512 * 2**20
 #: ZeroCostDL4Mic's threshold (× weighting factor), used for model files without a calibrated one.
 DEFAULT_THRESHOLD = 0.1
 
@@ -115,27 +123,44 @@ def _threshold(model, threshold) -> float:
     return float(threshold)
 
 
+def image_segments(n_frames: int, image_shape: tuple[int, int]) -> np.ndarray:
+    """0-based frame edges of the partial super-resolved images kept for the drift correction of the image:
+    as many equal segments as :data:`MAX_IMAGE_SEGMENTS` and :data:`IMAGE_SEGMENT_BYTES` (float64 images)
+    allow, at most one per frame."""
+    per_image = 8 * int(np.prod(image_shape))
+    k = int(max(1, min(MAX_IMAGE_SEGMENTS, n_frames, IMAGE_SEGMENT_BYTES // per_image)))
+    return np.unique(np.linspace(0, n_frames, k + 1).round().astype(np.int64))
+
+
 def reconstruct(
     stack_path: str,
     model_path: str,
     outputs: dict[str, str],
     *,
     pixel_size_nm: float,
-    threshold="auto",
-    neighbourhood: int = 3,
-    batch_size="auto",
-    precision="auto",
-    render_pixel_nm: float = 10.0,
-    render_sigma_nm: float = 20.0,
+    threshold=DEFAULTS["threshold"],
+    neighbourhood: int = DEFAULTS["neighbourhood"],
+    batch_size=DEFAULTS["batch_size"],
+    precision=DEFAULTS["precision"],
+    render_pixel_nm: float = DEFAULTS["render_pixel_nm"],
+    render_sigma_nm: float = DEFAULTS["render_sigma_nm"],
+    drift: dict | None = None,
+    camera: dict | None = None,
+    psf_sigma_nm: float | None = None,
     device: str = "auto",
     title: str = "",
 ) -> dict:
     """Reconstruct ``stack_path`` with the model file ``model_path``.
 
     ``outputs`` maps each key of :data:`OUTPUT_FILES` to a path (:func:`outputs_in` for one folder).
-    Returns the summary (also written as JSON). Nothing is written if the input is bad.
+    ``drift``: the config's
+    ``reconstruction.drift`` (its defaults where missing). ``camera`` (a resolved camera section) and
+    ``psf_sigma_nm`` give each localisation its photons, background and precision
+    (:mod:`dstorm.photometry`); without them those columns are NaN. Returns the summary (also written as
+    JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()
+    drift = {**DEFAULTS["drift"], **(drift or {})}
     device = resolve_device(device)
     model = inference_model(model_path, device, precision)
     u = model.upsampling_factor
@@ -148,6 +173,8 @@ def reconstruct(
             "%s was trained for %.4g nm camera pixels, the acquisition has %.4g nm: expect worse results",
             model_path, model_px, pixel_size_nm,
         )  # fmt: skip
+    if camera is None or psf_sigma_nm is None:
+        log.warning("no camera or PSF given: the photons, background and precision columns are NaN")
     with TiffStack(stack_path) as stack:
         stack.check_pixel_size(pixel_size_nm)
         h, w, n = stack.height, stack.width, stack.n_frames
@@ -160,12 +187,33 @@ def reconstruct(
             stack_path, n, h, w, stack.dtype, h * u, w * u, pixel_size_nm / u, model_path, u, device, batch,
             rel_threshold, weight,
         )  # fmt: skip
-        summary = _run(stack, model, outputs, batch, rel_threshold * weight, neighbourhood, pixel_size_nm,
-                       render_pixel_nm, render_sigma_nm, title)  # fmt: skip
+        photometry = None
+        if camera is not None and psf_sigma_nm is not None:
+            photometry = (camera, float(psf_sigma_nm))
+        summary, located = _run(stack, model, outputs, batch, rel_threshold * weight, neighbourhood, pixel_size_nm, title,
+                                photometry)  # fmt: skip
+    fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
+    frame, x_nm, y_nm, segment_images, image_edges = located
+    method = drift.pop("method")
+    estimate = estimate_drift(method, frame, x_nm, y_nm, n_frames=n, fov_nm=fov_nm, **drift)
+    warnings += estimate.warnings
+    write_drift(outputs["drift"], estimate.dx_nm, estimate.dy_nm)
+    drift_figure(outputs["drift_png"], estimate, title=title)
+    _write_corrected(outputs, estimate)
+    hr_nm = pixel_size_nm / u
+    sr_image = _corrected_image(segment_images, image_edges, estimate, hr_nm)
+    write_image(outputs["super_resolution"], sr_image, hr_nm)
+    save_preview(outputs["super_resolution_png"], sr_image, hr_nm, title=f"{title} Deep-STORM".strip())
+    dx, dy = estimate.at(frame) if len(frame) else (np.zeros(0), np.zeros(0))
+    spots = render_localizations(x_nm - dx, y_nm - dy, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=render_sigma_nm)
+    write_image(outputs["rendered"], spots, render_pixel_nm)
+    save_preview(outputs["rendered_png"], spots, render_pixel_nm, title=f"{title} localisations".strip(), cmap="inferno")
     summary.update(
         acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
         heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
-        architecture=model.info["architecture"], precision=model.precision,
+        architecture=model.info["architecture"], precision=model.precision, drift=estimate.summary(),
+        render_pixel_nm=render_pixel_nm, render_sigma_nm=render_sigma_nm,
+        photometry=None if photometry is None else {"camera": camera["model"], "psf_sigma_nm": photometry[1]},
         seconds=time.perf_counter() - t_start, model_pixel_size_nm=model_px, warnings=warnings,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
@@ -173,12 +221,42 @@ def reconstruct(
     return summary
 
 
-def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_nm, render_pixel_nm, render_sigma_nm, title):
+def _write_corrected(outputs, drift) -> None:
+    """The drift-corrected table, streamed from the uncorrected one chunk by chunk."""
+    with open_writers({"thunderstorm": outputs["localizations"]}, {}) as writers:
+        for table in read_chunks(outputs["localizations_uncorrected"]):
+            dx, dy = drift.at(table[:, 1])
+            table[:, 2] -= dx
+            table[:, 3] -= dy
+            for writer in writers:
+                writer.write(table)
+
+
+def _corrected_image(images, edges, drift, hr_nm) -> np.ndarray:
+    """The sum of the partial super-resolved images, each shifted back by its segment's mean drift (linear
+    interpolation, so the image stays non-negative)."""
+    out = np.zeros(images[0].shape)
+    for k, image in enumerate(images):
+        dx = float(drift.dx_nm[edges[k]: edges[k + 1]].mean())
+        dy = float(drift.dy_nm[edges[k]: edges[k + 1]].mean())
+        if abs(dx) < 1e-6 * hr_nm and abs(dy) < 1e-6 * hr_nm:
+            out += image
+        else:
+            out += shift_image(image, (-dy / hr_nm, -dx / hr_nm), order=1, mode="constant")
+    return out
+
+
+def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_nm, title, photometry):
+    """The streaming pass: the uncorrected table, the widefield image, the uncorrected super-resolved image
+    and its partial images per segment. Returns the summary and (frame, x_nm, y_nm, images, edges)."""
+    from dstorm.loctable import HEADER
+    from dstorm.photometry import fit_photons, mortensen_precision
+
     u, h, w, n = model.upsampling_factor, stack.height, stack.width, stack.n_frames
-    fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
-    sr = torch.zeros(h * u, w * u, dtype=torch.float64, device=model.device)
+    edges = image_segments(n, (h * u, w * u))
+    images = [np.zeros((h * u, w * u)) for _ in range(len(edges) - 1)]
     widefield = np.zeros((h, w), dtype=np.float64)
-    rendered = render_localizations([], [], fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)  # histogram, blurred at the end
+    frames_all, x_all, y_all = [], [], []
     n_loc, done = 0, 0
     t0 = last_log = time.perf_counter()
     bar = None
@@ -187,15 +265,35 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
 
         bar = tqdm(total=n, unit="frame", file=sys.stderr)
     pinned = model.device.type == "cuda"
+    weight = float(model.info["weighting_factor"])
+    if photometry is not None:
+        camera, sigma_nm = photometry
+        sigma_px = sigma_nm / pixel_size_nm
+    columns = {c: i for i, c in enumerate(HEADER)}
 
-    def write(table, x_nm, y_nm):  # on the writer thread: the network goes on with the next batch meanwhile
-        # one %-format of the whole batch: the bytes np.savetxt writes, in half its time
-        csv_file.write((LOCALIZATION_ROW * len(table)) % tuple(table.ravel().tolist()))
-        return render_localizations(x_nm, y_nm, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=0)
+    def table_of(first_id, frames, start, index, x_px, y_px, peak, mass):  # on the writer thread
+        rows = np.full((len(x_px), len(HEADER)), np.nan)
+        rows[:, columns["id"]] = np.arange(first_id, first_id + len(x_px))
+        rows[:, columns["frame"]] = index + start + 1
+        rows[:, columns["x [nm]"]] = x_px * pixel_size_nm
+        rows[:, columns["y [nm]"]] = y_px * pixel_size_nm
+        rows[:, columns["peak [a.u.]"]] = peak
+        rows[:, columns["confidence [a.u.]"]] = mass / weight
+        if photometry is not None:
+            photons, background = fit_photons(frames, index, x_px, y_px, camera=camera, sigma_px=sigma_px)
+            rows[:, columns["sigma [nm]"]] = sigma_nm
+            rows[:, columns["intensity [photon]"]] = photons
+            rows[:, columns["offset [photon]"]] = background
+            rows[:, columns["uncertainty [nm]"]] = mortensen_precision(
+                photons, background, sigma_nm=sigma_nm, pixel_nm=pixel_size_nm, camera_model=camera["model"])
+        return rows
+
+    def write(*args):
+        csv.write(table_of(*args))
 
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer, \
-            atomic_output(outputs["localizations"]) as csv_tmp, open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
-        csv_file.write(",".join(f'"{c}"' for c in LOCALIZATION_HEADER) + "\n")
+            atomic_output(outputs["localizations_uncorrected"]) as csv_tmp, open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
+        csv = ThunderstormWriter(csv_file)
         written = None
         for start, frames in prefetched(stack.batches(batch), reader):
             widefield += frames.sum(axis=0, dtype=np.float64)
@@ -203,20 +301,23 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
             if pinned:  # page-locked memory: the copy to the GPU runs without blocking the host
                 batch_frames = batch_frames.pin_memory().to(model.device, non_blocking=True)
             pred = model.predict(batch_frames)
-            sr += pred.sum(dim=0, dtype=torch.float64)
+            stop = start + len(frames)
+            for k in range(np.searchsorted(edges, start, side="right") - 1, len(images)):
+                lo, hi = max(start, edges[k]), min(stop, edges[k + 1])
+                if lo >= hi:
+                    break
+                images[k] += pred[lo - start: hi - start].sum(dim=0, dtype=torch.float64).cpu().numpy()
             peaks = find_peaks(pred, upsampling_factor=u, threshold=threshold_abs, neighbourhood=neighbourhood)
-            x_nm = (peaks.x_px * pixel_size_nm).cpu().numpy()
-            y_nm = (peaks.y_px * pixel_size_nm).cpu().numpy()
-            frame = peaks.index.cpu().numpy() + start + 1
-            table = np.column_stack([
-                np.arange(n_loc + 1, n_loc + len(x_nm) + 1), frame, x_nm, y_nm,
-                peaks.peak.cpu().numpy(), (peaks.mass / float(model.info["weighting_factor"])).cpu().numpy(),
-            ])  # fmt: skip
+            index = peaks.index.cpu().numpy()
+            x_px, y_px = peaks.x_px.cpu().numpy(), peaks.y_px.cpu().numpy()
+            frames_all.append(index + start + 1)
+            x_all.append(x_px * pixel_size_nm)
+            y_all.append(y_px * pixel_size_nm)
             if written is not None:  # one batch in flight at most: the order of the rows is kept
-                rendered += written.result()
-            written = writer.submit(write, table, x_nm, y_nm)
-            n_loc += len(x_nm)
-            done = start + len(frames)
+                written.result()
+            written = writer.submit(write, n_loc + 1, frames, start, index, x_px, y_px, peaks.peak.cpu().numpy(), peaks.mass.cpu().numpy())
+            n_loc += len(x_px)
+            done = stop
             now = time.perf_counter()
             if bar is not None:
                 bar.update(len(frames))
@@ -224,25 +325,23 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
                 last_log = now
                 log.info("frames %d/%d (%.1f frames/s), %d localisations", done, n, done / (now - t0), n_loc)
         if written is not None:
-            rendered += written.result()
+            written.result()
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
-    sr_image = sr.cpu().numpy()
     hr_nm = pixel_size_nm / u
-    write_image(outputs["super_resolution"], sr_image, hr_nm)
-    save_preview(outputs["super_resolution_png"], sr_image, hr_nm, title=f"{title} Deep-STORM".strip())
+    write_image(outputs["super_resolution_uncorrected"], sum(images), hr_nm)
     write_image(outputs["widefield"], widefield / n, pixel_size_nm)
     save_preview(outputs["widefield_png"], widefield / n, pixel_size_nm, title=f"{title} widefield (mean)".strip(), cmap="gray")
-    spots = gaussian_filter(rendered, render_sigma_nm / render_pixel_nm, mode="constant") if render_sigma_nm > 0 else rendered
-    write_image(outputs["rendered"], spots, render_pixel_nm)
-    save_preview(outputs["rendered_png"], spots, render_pixel_nm, title=f"{title} localisations".strip(), cmap="inferno")
     log.info("%d frames in %.1f s (%.1f frames/s), %d localisations", n, elapsed, n / elapsed, n_loc)
-    return {
+    summary = {
         "frames": n, "frame_size_px": [h, w], "localizations": n_loc, "frames_per_second": n / elapsed,
-        "pixel_size_nm": pixel_size_nm, "super_resolution_pixel_nm": hr_nm, "render_pixel_nm": render_pixel_nm,
-        "render_sigma_nm": render_sigma_nm,
+        "pixel_size_nm": pixel_size_nm, "super_resolution_pixel_nm": hr_nm, "image_segments": len(images),
     }  # fmt: skip
+    cat = np.concatenate
+    located = (cat(frames_all) if frames_all else np.zeros(0, np.int64), cat(x_all) if x_all else np.zeros(0),
+               cat(y_all) if y_all else np.zeros(0), images, edges)  # fmt: skip
+    return summary, located
 
 
 def prefetched(iterator, pool: ThreadPoolExecutor):

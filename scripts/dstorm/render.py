@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter
 
 from dstorm.io import atomic_output, write_stack
 
-__all__ = ["write_image", "save_preview", "render_localizations"]
+__all__ = ["write_image", "save_preview", "render_localizations", "drift_figure"]
 
 
 def write_image(path, image: np.ndarray, pixel_size_nm: float) -> None:
@@ -68,3 +68,33 @@ def render_localizations(
         bins=(h, w), range=((0, h * pixel_size_nm), (0, w * pixel_size_nm)), weights=weights,
     )  # fmt: skip
     return gaussian_filter(hist, sigma_nm / pixel_size_nm, mode="constant") if sigma_nm > 0 else hist
+
+
+def drift_figure(path, drift, title: str = "", truth=None) -> None:
+    """drift.png: the per-frame trajectory of a :class:`dstorm.drift.Drift`, its segment estimates, and
+    the true drift (dx, dy) where known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = np.arange(1, drift.n_frames + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, d, s, name, k in zip(axes[:1].tolist() * 2, (drift.dx_nm, drift.dy_nm),
+                                 (drift.segment_dx_nm, drift.segment_dy_nm), ("x", "y"), (0, 1)):  # fmt: skip
+        ax.plot(frames, d, color=f"C{k}", label=f"{name} (estimate)")
+        if len(s):
+            ax.plot(drift.segment_centres, s, "o", ms=3, color=f"C{k}")
+        if truth is not None:
+            ax.plot(frames, truth[k], "--", color=f"C{k}", alpha=0.7, label=f"{name} (truth)")
+    axes[0].set(xlabel="frame", ylabel="drift, nm", title=f"{title} drift ({drift.method})".strip())
+    axes[0].legend(fontsize=8)
+    axes[1].plot(drift.dx_nm, drift.dy_nm, color="k", lw=1)
+    axes[1].plot(drift.dx_nm[:1], drift.dy_nm[:1], "o", color="g", label="frame 1")
+    axes[1].plot(drift.dx_nm[-1:], drift.dy_nm[-1:], "s", color="r", label="last frame")
+    axes[1].set(xlabel="x, nm", ylabel="y, nm", title="trajectory", aspect="equal")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

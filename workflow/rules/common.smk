@@ -90,6 +90,16 @@ def all_outputs():
             files += [
                 f"results/reconstruct/{d}/{a}/predictions.tif" for a in acquisitions
             ]
+        recon = config["datasets"][d]["reconstruction"]
+        if "picasso" in recon["formats"]:
+            files += [
+                f"results/reconstruct/{d}/{a}/localizations.hdf5" for a in acquisitions
+            ]
+        if recon["grouping"]["enabled"]:
+            files += [
+                f"results/reconstruct/{d}/{a}/localizations_grouped.csv"
+                for a in acquisitions
+            ]
     return files
 
 
@@ -109,6 +119,14 @@ def get_ground_truth(wildcards):
     """The acquisition's ground-truth table as a list: [] when it has none."""
     path = ground_truth_path(wildcards.dataset, wildcards.acquisition)
     return [path] if path else []
+
+
+def get_drift_truth(wildcards):
+    """A simulated acquisition's true drift trajectory as a list: [] for a TIFF."""
+    acq = config["datasets"][wildcards.dataset]["acquisitions"][wildcards.acquisition]
+    if "simulate" in acq:
+        return [f"results/simulate/{wildcards.dataset}/{wildcards.acquisition}/drift.csv"]
+    return []
 
 
 def get_evaluation_options(wildcards):
@@ -290,6 +308,10 @@ def get_pixel_size(wildcards):
 
 def get_reconstruction_options(wildcards):
     return dict(config["datasets"][wildcards.dataset]["reconstruction"])
+
+
+def get_grouping(wildcards):
+    return dict(config["datasets"][wildcards.dataset]["reconstruction"]["grouping"])
 
 
 def get_dataset(wildcards):

@@ -4,7 +4,9 @@ rule evaluate:
         super_resolution="results/reconstruct/{dataset}/{acquisition}/super_resolution.tif",
         widefield="results/reconstruct/{dataset}/{acquisition}/widefield.tif",
         reconstruction="results/reconstruct/{dataset}/{acquisition}/reconstruction.json",
+        drift="results/reconstruct/{dataset}/{acquisition}/drift.csv",
         ground_truth=get_ground_truth,
+        drift_truth=get_drift_truth,
     output:
         metrics="results/evaluate/{dataset}/{acquisition}/metrics.json",
         frc="results/evaluate/{dataset}/{acquisition}/frc.csv",

@@ -28,6 +28,7 @@ rule simulate_acquisition:
     output:
         frames="results/simulate/{dataset}/{acquisition}/frames.tif",
         ground_truth="results/simulate/{dataset}/{acquisition}/ground_truth.csv",
+        drift="results/simulate/{dataset}/{acquisition}/drift.csv",
     log:
         log_path("simulate_acquisition"),
     benchmark:

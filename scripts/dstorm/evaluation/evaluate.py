@@ -18,7 +18,9 @@ import tifffile
 
 from dstorm.defaults import schema_defaults
 from dstorm.evaluation import figures
+from dstorm.drift import read_drift, residual_rms
 from dstorm.evaluation.frc import FRC_THRESHOLD, localization_frc
+from dstorm.evaluation.nena import nena
 from dstorm.errors import InputError
 from dstorm.evaluation.metrics import (
     BRIGHTNESS_METRICS,
@@ -48,7 +50,8 @@ DEFAULT_OPTIONS = {k: v for k, v in schema_defaults("evaluation").items() if k !
 
 #: Columns of the summary table, in order (the metric columns follow the metric modules).
 SUMMARY_INFO = ("dataset", "acquisition", "kind", "density_per_um2", "gt_density_per_um2", "model", "model_density")
-SUMMARY_RUN = ("frames", "frames_per_second", "frc_resolution_nm", "frc_pixel_nm")
+SUMMARY_RUN = ("frames", "frames_per_second", "frc_resolution_nm", "frc_pixel_nm", "nena_nm", "drift_method",
+               "drift_residual_nm")  # fmt: skip
 
 
 def _options(options: dict | None) -> dict:
@@ -103,6 +106,8 @@ def evaluate_acquisition(
     reconstruction: str,
     ground_truth: str | None,
     outputs: dict[str, str],
+    drift: str | None = None,
+    drift_truth: str | None = None,
     options: dict | None = None,
     seed: tuple[int, tuple[int, ...]] = (0, ()),
     info: dict | None = None,
@@ -114,7 +119,9 @@ def evaluate_acquisition(
     localisation and image metrics are null, the comparison has no ground-truth panel and the matches
     table is only its header.
 
-    ``seed`` is ``(entropy, spawn_key)`` of the random split of time blocks for the FRC.
+    ``seed`` is ``(entropy, spawn_key)`` of the random split of time blocks for the FRC. ``drift`` (the
+    reconstruction's drift.csv) and ``drift_truth`` (a simulation's) give the residual drift: the RMS over
+    frames of their difference, its mean removed (:func:`dstorm.drift.residual_rms`).
     """
     opts = _options(options)
     recon = json.loads(Path(reconstruction).read_text())
@@ -176,6 +183,17 @@ def evaluate_acquisition(
         smooth_rings=opts["frc_smooth_rings"],
     )  # fmt: skip
     result.update(frc_resolution_nm=frc.resolution_nm, frc_pixel_nm=frc_px)
+    result.update(nena(loc["frame"].to_numpy(), loc["x [nm]"].to_numpy(), loc["y [nm]"].to_numpy()))
+    log.info("NeNA precision %.1f ± %.1f nm (%d next-frame neighbours)", result["nena_nm"], result["nena_se_nm"],
+             result["nena_pairs"])  # fmt: skip
+    result.update(drift_method=(recon.get("drift") or {}).get("method"), drift_residual_nm=float("nan"),
+                  drift_true_max_nm=float("nan"))  # fmt: skip
+    if drift and drift_truth:
+        truth = read_drift(drift_truth)
+        result.update(drift_residual_nm=residual_rms(read_drift(drift), truth),
+                      drift_true_max_nm=float(np.max(np.hypot(*truth))) if len(truth[0]) else 0.0)  # fmt: skip
+        log.info("drift: true up to %.1f nm, residual after correction %.2f nm RMS", result["drift_true_max_nm"],
+                 result["drift_residual_nm"])  # fmt: skip
     if np.isfinite(frc.resolution_nm):
         log.info("FRC resolution %.1f nm (%d localisations, %d time blocks, %.4g nm bins)",
                  frc.resolution_nm, len(loc), opts["frc_blocks"], frc_px)  # fmt: skip

@@ -30,7 +30,7 @@ from dstorm.simulation.emitters import (
 from dstorm.simulation.patches import PATCH_FORMAT_VERSION, PatchSampler
 from dstorm.simulation.psf import IntegratedGaussianPSF
 
-__all__ = ["Simulator", "simulate_training_set", "simulate_acquisition", "CHUNK_FRAMES"]
+__all__ = ["Simulator", "simulate_training_set", "simulate_acquisition", "drift_trajectory", "CHUNK_FRAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,16 @@ class Simulator:
 
     def streams(self, *key: str) -> dict[str, np.random.Generator]:
         entropy, spawn_key = seed_sequence_entropy(self.cfg["seed"], *key)
-        children = np.random.SeedSequence(entropy, spawn_key=spawn_key).spawn(4)
-        return dict(zip(("emitters", "background", "camera", "patches"), map(np.random.default_rng, children)))
+        # the fifth stream (drift) was added later: spawning it leaves the first four as they were
+        children = np.random.SeedSequence(entropy, spawn_key=spawn_key).spawn(5)
+        return dict(zip(("emitters", "background", "camera", "patches", "drift"), map(np.random.default_rng, children)))
 
-    def draw(self, rngs: dict, *, density: float | list[float], n_frames: int) -> Simulation:
+    def draw(self, rngs: dict, *, density: float | list[float], n_frames: int, drift_nm: np.ndarray | None = None) -> Simulation:
         """Emitters, background and the ground-truth table (frames from 1).
+
+        ``drift_nm`` (n_frames, 2), optional: the stage drift (x, y) of each frame. The emitters are imaged
+        displaced by it, the ground truth keeps their positions in the sample (frame 1's), and emitter-frames
+        that drift out of the field are not imaged and not in the ground truth.
 
         ``density`` may be a list of densities (a training set over a density range): frame f then holds
         the emitters of level ``f mod len(density)``, each level simulated as a stack of its own over the
@@ -90,14 +95,21 @@ class Simulator:
             variation=bg_cfg["variation"],
             length_scale_px=bg_cfg["length_scale_nm"] / self.pixel_size_nm,
         )
+        true_x, true_y = events.x_nm, events.y_nm
+        if drift_nm is not None:
+            x, y = events.x_nm + drift_nm[events.frame, 0], events.y_nm + drift_nm[events.frame, 1]
+            inside = (x >= 0) & (x < self.fov_nm[1]) & (y >= 0) & (y < self.fov_nm[0])
+            events = events.select(inside)
+            true_x, true_y = true_x[inside], true_y[inside]
+            events.x_nm, events.y_nm = x[inside], y[inside]
         rows = np.floor(events.y_nm / self.pixel_size_nm).astype(np.int64)
         cols = np.floor(events.x_nm / self.pixel_size_nm).astype(np.int64)
         local_bg = background[rows, cols]
         gt = pd.DataFrame(
             {
                 "frame": events.frame + 1,
-                "x [nm]": events.x_nm,
-                "y [nm]": events.y_nm,
+                "x [nm]": true_x,
+                "y [nm]": true_y,
                 "sigma [nm]": events.sigma_nm,
                 "intensity [photon]": events.photons,
                 "offset [photon]": local_bg,
@@ -154,13 +166,36 @@ def _write_stack_and_truth(sim_: Simulator, sim: Simulation, frames, n_frames, f
     write_localizations(gt_path, sim.ground_truth)
 
 
+def drift_trajectory(drift: dict | None, n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """The stage drift (x, y) in nm of each frame, (n_frames, 2), zero at frame 1, from an acquisition's
+    ``simulate.drift`` section: a constant velocity, a random walk (Gaussian steps of ``random_walk_nm`` per
+    frame on each axis) and a sinusoid (amplitude per axis, period in frames)."""
+    drift = drift or {}
+    t = np.arange(n_frames, dtype=np.float64)[:, None]
+    out = t * np.asarray(drift.get("velocity_nm_per_frame", [0.0, 0.0]), dtype=np.float64)
+    step = float(drift.get("random_walk_nm", 0.0))
+    if step > 0:
+        walk = np.cumsum(rng.normal(0.0, step, (n_frames, 2)), axis=0)
+        out += walk - walk[0]
+    amplitude = np.asarray(drift.get("sinusoid_amplitude_nm", [0.0, 0.0]), dtype=np.float64)
+    if np.any(amplitude):
+        out += amplitude * np.sin(2 * np.pi * t / float(drift["sinusoid_period_frames"]))
+    return out
+
+
 def simulate_acquisition(
-    dataset: dict, name: str, *, density: float, n_frames: int, frames_path: str, ground_truth_path: str
+    dataset: dict, name: str, *, density: float, n_frames: int, frames_path: str, ground_truth_path: str,
+    drift: dict | None = None, drift_path: str | None = None,
 ) -> pd.DataFrame:
-    """A simulated test acquisition: ``frames.tif`` (uint16 ImageJ TIFF) and ``ground_truth.csv``."""
+    """A simulated test acquisition: ``frames.tif`` (uint16 ImageJ TIFF) and ``ground_truth.csv``; with a
+    ``drift`` section (the acquisition's ``simulate.drift``), the frames drift and ``drift_path`` receives
+    the true trajectory (:func:`dstorm.drift.write_drift`; zeros without drift)."""
+    from dstorm.drift import write_drift
+
     simulator = Simulator(dataset)
     rngs = simulator.streams("acquisition", name)
-    sim = simulator.draw(rngs, density=density, n_frames=n_frames)
+    trajectory = drift_trajectory(drift, n_frames, rngs["drift"])
+    sim = simulator.draw(rngs, density=density, n_frames=n_frames, drift_nm=trajectory if np.any(trajectory) else None)
     log.info(
         "%s/%s: %d frames %s px, %d emitter-frames (%.2f per µm² per frame, target %g)",
         dataset["name"], name, n_frames, simulator.shape, len(sim.events),
@@ -168,6 +203,8 @@ def simulate_acquisition(
     )  # fmt: skip
     frames = simulator.frames(sim, n_frames, rngs["camera"], label=f"{dataset['name']}/{name}")
     _write_stack_and_truth(simulator, sim, frames, n_frames, frames_path, ground_truth_path)
+    if drift_path:
+        write_drift(drift_path, trajectory[:, 0], trajectory[:, 1])
     return sim.ground_truth
 
 

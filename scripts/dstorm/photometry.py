@@ -1,0 +1,83 @@
+"""Photons, background and lateral precision of each localisation, from the raw frame and the camera.
+
+At a localisation the frame is converted to photons with the dataset's camera
+(:func:`photons_per_adu`, :func:`dstorm.cameras.mean_offset_adu`) and a model ``N·g + b`` is fitted by
+linear least squares in a window of ``2r + 1`` pixels around it: ``g`` is the integrated Gaussian PSF of the
+dataset's σ at the localisation (the simulator's PSF, :mod:`dstorm.simulation.psf`), so the fit has two
+unknowns, the photons ``N`` and the background ``b`` (photons per pixel). The position and σ are not fitted:
+the network gives the position, the dataset the σ (ThunderSTORM's ``sigma [nm]`` column holds that σ).
+
+The precision is Mortensen et al.'s (Nat. Methods 2010) for a Gaussian PSF:
+``σ_a² = σ² + a²/12``, ``τ = 2π σ_a² b / (N a²)``, ``var = σ_a²/N · (1 + 4τ + √(2τ / (1 + 4τ)))`` (the
+maximum-likelihood bound), with the EMCCD's excess-noise factor F = 2 applied as ``N → N/F, b → b/F``.
+Whether the network reaches it is measured, not assumed (scripts/benchmarks/photometry.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from dstorm.cameras import EXCESS_NOISE, adu_per_electron, mean_offset_adu
+
+__all__ = ["photons_per_adu", "fit_photons", "mortensen_precision", "window_radius", "dataset_photometry"]
+
+
+def dataset_photometry(dataset: dict) -> tuple[dict, float]:
+    """The camera section and the PSF σ (nm; the middle of the ``psf.sigma_nm`` range) the photons of a
+    dataset's localisations are fitted with (a resolved dataset config, estimates applied)."""
+    low, high = dataset["psf"]["sigma_nm"]
+    return dataset["camera"], (float(low) + float(high)) / 2
+
+
+def photons_per_adu(camera: dict) -> float:
+    """Photons per ADU above the offset: ``1 / (ADU per photo-electron × quantum efficiency)``."""
+    return 1.0 / (adu_per_electron(camera) * float(camera.get("quantum_efficiency", 1.0)))
+
+
+def window_radius(sigma_px: float) -> int:
+    """Half side of the fit window: 2.5 σ, at least 2 pixels."""
+    return max(2, int(np.ceil(2.5 * sigma_px)))
+
+
+def fit_photons(frames_adu: np.ndarray, index: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, *, camera: dict,
+                sigma_px: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Photons and background (photons per pixel) of the localisations ``(index, x_px, y_px)`` of a batch of
+    raw frames ``(B, H, W)`` in ADU; positions in camera pixels, pixel ``j`` covering ``[j, j + 1)``."""
+    n = len(index)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    b, h, w = frames_adu.shape
+    r = window_radius(sigma_px)
+    k = np.arange(-r, r + 1)
+    ci, cj = np.floor(y_px).astype(np.int64), np.floor(x_px).astype(np.int64)
+    rows, cols = ci[:, None] + k, cj[:, None] + k  # (n, 2r+1)
+    ok_r, ok_c = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+    s = np.sqrt(2.0) * sigma_px
+    gy = 0.5 * (erf((rows + 1 - y_px[:, None]) / s) - erf((rows - y_px[:, None]) / s)) * ok_r
+    gx = 0.5 * (erf((cols + 1 - x_px[:, None]) / s) - erf((cols - x_px[:, None]) / s)) * ok_c
+    g = gy[:, :, None] * gx[:, None, :]  # (n, 2r+1, 2r+1)
+    mask = (ok_r[:, :, None] & ok_c[:, None, :]).astype(np.float64)
+    pix = frames_adu[index[:, None, None], np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]]
+    p = (pix.astype(np.float64) - mean_offset_adu(camera)) * photons_per_adu(camera) * mask
+    # least squares of p = N g + b over the pixels inside the frame: the 2 × 2 normal equations
+    s_gg, s_g, s_1 = (g * g).sum((1, 2)), g.sum((1, 2)), mask.sum((1, 2))
+    s_pg, s_p = (p * g).sum((1, 2)), p.sum((1, 2))
+    det = s_gg * s_1 - s_g**2
+    det = np.where(det > 0, det, np.inf)
+    photons = (s_pg * s_1 - s_g * s_p) / det
+    background = (s_gg * s_p - s_g * s_pg) / det
+    return photons, background
+
+
+def mortensen_precision(photons, background, *, sigma_nm: float, pixel_nm: float, camera_model: str = "scmos") -> np.ndarray:
+    """Lateral precision per axis (nm) of Gaussian-PSF localisations (maximum-likelihood bound, see the
+    module's docstring); NaN where the photons are not positive."""
+    f = EXCESS_NOISE.get(camera_model, (1.0, 1.0))[0]
+    n = np.asarray(photons, dtype=np.float64) / f
+    bg = np.clip(np.asarray(background, dtype=np.float64), 0.0, None) / f
+    sa2 = sigma_nm**2 + pixel_nm**2 / 12.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = 2 * np.pi * sa2 * bg / (n * pixel_nm**2)
+        var = sa2 / n * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau)))
+    return np.where(n > 0, np.sqrt(var), np.nan)

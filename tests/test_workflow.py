@@ -17,9 +17,12 @@ import yaml
 from conftest import REPO, TINY_TRAINING_SET, dataset, run_snakemake, tiny_config
 
 RECONSTRUCTION_FILES = [
-    "super_resolution.tif", "super_resolution.png", "widefield.tif", "widefield.png",
-    "localizations.csv", "rendered.tif", "rendered.png", "reconstruction.json",
+    "super_resolution.tif", "super_resolution.png", "super_resolution_uncorrected.tif", "widefield.tif",
+    "widefield.png", "localizations.csv", "localizations_uncorrected.csv", "drift.csv", "drift.png", "rendered.tif",
+    "rendered.png", "reconstruction.json",
 ]  # fmt: skip
+#: With reconstruction.formats [thunderstorm, picasso] and grouping enabled.
+OPTIONAL_RECONSTRUCTION_FILES = ["predictions.tif", "localizations.hdf5", "localizations.yaml", "localizations_grouped.csv"]
 from dstorm.io import load_arrays
 from dstorm.model.modelfile import load_model
 
@@ -46,7 +49,8 @@ def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
         params=SimpleNamespace(dataset=dataset(), acquisition={"density": 2.0, "frames": 3}),
         input=SimpleNamespace(conditions=[]),
         wildcards=SimpleNamespace(dataset="t", acquisition="acq"),
-        output=SimpleNamespace(frames=str(tmp_path / "frames.tif"), ground_truth=str(tmp_path / "ground_truth.csv")),
+        output=SimpleNamespace(frames=str(tmp_path / "frames.tif"), ground_truth=str(tmp_path / "ground_truth.csv"),
+                               drift=str(tmp_path / "drift.csv")),  # fmt: skip
         log=[str(tmp_path / "log.txt")],
     )
     runpy.run_path(str(REPO / "scripts" / "simulate_acquisition.py"), init_globals={"snakemake": smk}, run_name="__main__")
@@ -57,7 +61,7 @@ def test_entry_script_runs_as_snakemake_runs_it(tmp_path):
 #: Every file the report shows, per kind of owner.
 REPORT_FILES = {
     "training": ["history.csv", "history.png"],
-    "reconstruction": ["super_resolution.png", "widefield.png", "rendered.png"],
+    "reconstruction": ["super_resolution.png", "widefield.png", "rendered.png", "drift.png"],
     "evaluation": ["comparison.png", "frc.png", "localizations.png"],
     "dataset": ["benchmark.csv", "benchmark.png", "training_curves.png"],
 }
@@ -71,9 +75,10 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     simulate_acquisition(dataset(), "user", density=2.0, n_frames=4, frames_path=tmp_path / "user.tif",
                          ground_truth_path=tmp_path / "unused.csv")  # fmt: skip
     config = tiny_config(
-        reconstruction={"save_predictions": True}, training_set={**TINY_TRAINING_SET, "densities": [2, 6]}
+        reconstruction={"save_predictions": True, "formats": ["thunderstorm", "picasso"], "grouping": {"enabled": True}},
+        training_set={**TINY_TRAINING_SET, "densities": [2, 6]},
     )
-    config["datasets"]["t"]["acquisitions"]["acq2"] = {"simulate": {"density": 1, "frames": 2}}
+    config["datasets"]["t"]["acquisitions"]["acq2"] = {"simulate": {"density": 1, "frames": 2, "drift": {"velocity_nm_per_frame": [5, 0]}}}
     config["datasets"]["t"]["acquisitions"]["user"] = {"path": str(tmp_path / "user.tif")}
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -93,9 +98,14 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     assert "epoch 2/2 step 2/2 loss" in train_log
     for acq in ("acq", "acq2", "user"):
         recon = tmp_path / "results" / "reconstruct" / "t" / acq
-        assert sorted(p.name for p in recon.iterdir()) == sorted(RECONSTRUCTION_FILES + ["predictions.tif"])
+        assert sorted(p.name for p in recon.iterdir()) == sorted(RECONSTRUCTION_FILES + OPTIONAL_RECONSTRUCTION_FILES)
         assert tifffile.imread(recon / "super_resolution.tif").shape == (128, 128)
-        assert pd.read_csv(recon / "localizations.csv").columns[1:4].tolist() == ["frame", "x [nm]", "y [nm]"]
+        table = pd.read_csv(recon / "localizations.csv")
+        assert table.columns[1:4].tolist() == ["frame", "x [nm]", "y [nm]"]
+        # the camera is known: photons everywhere, a precision where they are positive (a tiny model finds noise)
+        assert table["intensity [photon]"].notna().all()
+        assert (table["uncertainty [nm]"].gt(0) == table["intensity [photon]"].gt(0)).all()
+        assert pd.read_csv(recon / "localizations_grouped.csv")["detections"].sum() == len(table)
     assert "frames 5/5" in (tmp_path / "results" / "logs" / "reconstruct" / "t" / "acq.log").read_text()
     assert tifffile.imread(tmp_path / "results" / "reconstruct" / "t" / "acq" / "predictions.tif").shape == (5, 128, 128)
     assert tifffile.imread(base / "acq" / "frames.tif").shape == (5, 64, 64)
@@ -107,6 +117,9 @@ def test_tiny_real_run_of_every_rule_and_the_report(tmp_path):
     metrics = json.loads((ev / "acq" / "metrics.json").read_text())
     assert metrics["n_ground_truth"] == len(pd.read_csv(base / "acq" / "ground_truth.csv"))
     assert 0 <= metrics["jaccard"] <= 1 and metrics["model_density"] == 2.0
+    assert {"nena_nm", "nena_pairs", "drift_residual_nm", "drift_method"} <= set(metrics)
+    drift_truth = pd.read_csv(base / "acq2" / "drift.csv")
+    assert drift_truth["dx [nm]"].tolist() == [0.0, 5.0] and json.loads((ev / "acq2" / "metrics.json").read_text())["drift_true_max_nm"] == 5.0
     user = json.loads((ev / "user" / "metrics.json").read_text())
     assert user["jaccard"] is None and user["pearson_r"] is None and "frc_resolution_nm" in user
     assert (ev / "user" / "matches.csv").read_text().count("\n") == 1  # the header only: no ground truth

@@ -1,0 +1,129 @@
+"""Photons, background and precision per localisation; NeNA; grouping; the Picasso export."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dstorm.config import resolve_camera
+from dstorm.evaluation.nena import nena
+from dstorm.grouping import group_table
+from dstorm.loctable import HEADER, export, picasso_paths
+from dstorm.photometry import fit_photons, mortensen_precision, photons_per_adu
+from dstorm.simulation.camera import camera_from_config
+from dstorm.simulation.psf import IntegratedGaussianPSF
+
+
+@pytest.mark.parametrize("preset", ["epfl2016", "scmos_typical"])
+def test_photons_and_background_of_isolated_emitters_are_unbiased(preset):
+    """Isolated emitters of 2000-2500 photons on 20 photons/px, through each camera model: the fitted photons
+    and background match the truth on average (within 5 standard errors, and 10 %/1 photon)."""
+    rng = np.random.default_rng(0)
+    camera = resolve_camera({"preset": preset})
+    side, spacing, frames = 64, 8, 30
+    centres = np.arange(spacing / 2, side, spacing)
+    xx, yy = np.meshgrid(centres, centres)
+    n_per = xx.size
+    x = np.tile(xx.ravel(), frames) + rng.uniform(-0.5, 0.5, n_per * frames)
+    y = np.tile(yy.ravel(), frames) + rng.uniform(-0.5, 0.5, n_per * frames)
+    frame = np.repeat(np.arange(frames), n_per)
+    photons = rng.uniform(2000, 2500, len(x))
+    sigma_px = 1.1
+    expected = IntegratedGaussianPSF(sigma_nm=(110, 110), pixel_size_nm=100).render(
+        frames, (side, side), frame, x, y, photons, np.full(len(x), sigma_px)) + 20.0  # fmt: skip
+    adu = camera_from_config(camera, (side, side))(expected, rng)
+    found, bg = fit_photons(adu, frame, x, y, camera=camera, sigma_px=sigma_px)
+    ratio = found / photons
+    se = ratio.std(ddof=1) / np.sqrt(len(ratio))
+    assert abs(ratio.mean() - 1) < max(5 * se, 0.01) and abs(ratio.mean() - 1) < 0.1, (ratio.mean(), se)
+    assert abs(bg.mean() - 20) < max(5 * bg.std(ddof=1) / np.sqrt(len(bg)), 1.0), bg.mean()
+
+
+def test_photons_per_adu_of_each_camera():
+    emccd = resolve_camera({"preset": "epfl2016"})  # 300 em gain, 45 e-/ADU, QE 0.9
+    assert photons_per_adu(emccd) == pytest.approx(45 / 300 / 0.9)
+    assert photons_per_adu(resolve_camera({"preset": "ideal"})) == 1.0
+
+
+def test_mortensen_precision_by_hand():
+    # σ 100 nm, a 100 nm, N 1000, b 0: σ_a² = 10000 + 10000/12, var = σ_a²/N (τ = 0)
+    sa2 = 100**2 + 100**2 / 12
+    assert mortensen_precision(1000, 0, sigma_nm=100, pixel_nm=100)[()] == pytest.approx(np.sqrt(sa2 / 1000))
+    # with background 10 photons/px: τ = 2π σ_a² b / (N a²)
+    tau = 2 * np.pi * sa2 * 10 / (1000 * 100**2)
+    expected = np.sqrt(sa2 / 1000 * (1 + 4 * tau + np.sqrt(2 * tau / (1 + 4 * tau))))
+    assert mortensen_precision(1000, 10, sigma_nm=100, pixel_nm=100)[()] == pytest.approx(expected)
+    # an EMCCD halves the photons and the background (excess noise 2)
+    assert mortensen_precision(2000, 20, sigma_nm=100, pixel_nm=100, camera_model="emccd")[()] == pytest.approx(expected)
+    assert np.isnan(mortensen_precision(-5.0, 1.0, sigma_nm=100, pixel_nm=100)[()])
+
+
+def blinking_localisations(rng, *, molecules=3000, precision_nm=15.0, mean_run=4.0):
+    """Molecules on for geometric runs of consecutive frames, each detection with Gaussian errors."""
+    rows = []
+    for m in range(molecules):
+        p = rng.uniform(0, 20000, 2)
+        start, length = rng.integers(1, 5000), rng.geometric(1 / mean_run)
+        for f in range(start, start + length):
+            rows.append((f, *(p + rng.normal(0, precision_nm, 2)), m, *p))
+    t = pd.DataFrame(rows, columns=["frame", "x [nm]", "y [nm]", "molecule", "x0", "y0"]).sort_values("frame", kind="stable")
+    t["uncertainty [nm]"], t["intensity [photon]"] = precision_nm, 1000.0
+    return t.reset_index(drop=True)
+
+
+def test_nena_recovers_a_known_precision():
+    t = blinking_localisations(np.random.default_rng(1))
+    # add uniform false detections: the fit's linear term takes them
+    rng = np.random.default_rng(2)
+    noise = pd.DataFrame({"frame": rng.integers(1, 5000, 3000), "x [nm]": rng.uniform(0, 20000, 3000),
+                          "y [nm]": rng.uniform(0, 20000, 3000)})  # fmt: skip
+    both = pd.concat([t[["frame", "x [nm]", "y [nm]"]], noise])
+    out = nena(both["frame"], both["x [nm]"], both["y [nm]"])
+    assert out["nena_pairs"] > 5000
+    assert abs(out["nena_nm"] - 15.0) < max(5 * out["nena_se_nm"], 0.03 * 15.0), out
+    few = nena([1, 2], [0.0, 1.0], [0.0, 0.0])
+    assert np.isnan(few["nena_nm"]) and few["nena_pairs"] == 1
+
+
+def test_grouping_merges_runs_and_improves_the_position():
+    t = blinking_localisations(np.random.default_rng(3))
+    g = group_table(t, radius_nm=60, max_gap_frames=0)
+    assert g["detections"].sum() == len(t) and g["intensity [photon]"].sum() == pytest.approx(t["intensity [photon]"].sum())
+    runs = t.groupby("molecule").ngroups
+    assert runs <= len(g) < 1.1 * runs  # a few runs split where two detections are > 60 nm apart
+    # the grouped position averages the run: its error falls as 1/sqrt(detections)
+    mol = t.groupby("molecule")[["x0", "y0"]].first()
+    truth = mol.to_numpy()
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(truth).query(g[["x [nm]", "y [nm]"]].to_numpy())
+    single = np.hypot(t["x [nm]"] - t["x0"], t["y [nm]"] - t["y0"])
+    assert np.sqrt(np.mean(d**2)) < 0.75 * np.sqrt(np.mean(single**2))
+    long = g[g["detections"] >= 4]
+    assert long["uncertainty [nm]"].max() <= 15.0 / 2 + 1e-9  # combined precision 15/√k
+    gap = group_table(pd.DataFrame({"frame": [1, 3, 6], "x [nm]": [0.0, 5.0, 10.0], "y [nm]": [0.0, 0.0, 0.0]}),
+                      radius_nm=50, max_gap_frames=1)  # fmt: skip
+    assert gap["detections"].tolist() == [2, 1]  # frames 1 and 3 (one missed frame), then 6 after two
+
+
+def test_the_picasso_export_has_picassos_layout(tmp_path):
+    import h5py
+
+    rows = np.array([[1, 1, 150.0, 250.0, 110.0, 2000.0, 20.0, 8.0, 3.0, 0.5],
+                     [2, 7, 6350.0, 50.0, 110.0, 1500.0, 25.0, 10.0, 2.0, 0.4]])  # fmt: skip
+    csv = tmp_path / "localizations.csv"
+    csv.write_text(",".join(f'"{c}"' for c in HEADER) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    out = tmp_path / "localizations.hdf5"
+    n = export(csv, {"picasso": out}, {"frames": 10, "height": 64, "width": 64, "pixel_size_nm": 100.0, "acquisition": "a.tif"})
+    assert n == 2
+    with h5py.File(out, "r") as f:
+        locs = f["locs"][...]
+    assert set(("frame", "x", "y", "lpx", "lpy")) <= set(locs.dtype.names)
+    np.testing.assert_array_equal(locs["frame"], [0, 6])  # from 0
+    np.testing.assert_allclose(locs["x"], [1.0, 63.0])  # camera pixels, pixel centres at integers
+    np.testing.assert_allclose(locs["y"], [2.0, 0.0])
+    np.testing.assert_allclose(locs["lpx"], [0.08, 0.10], rtol=1e-6)
+    np.testing.assert_allclose(locs["photons"], [2000, 1500])
+    np.testing.assert_allclose(locs["sx"], [1.1, 1.1], rtol=1e-6)
+    info = list(yaml.safe_load_all(picasso_paths(out)[1].read_text()))
+    assert info[0]["Frames"] == 10 and info[0]["Width"] == 64 and info[0]["Height"] == 64 and info[0]["Pixelsize"] == 100.0

@@ -36,9 +36,12 @@ def drifting_localisations(rng, *, n_frames, per_frame, precision_nm=25.0, molec
 
 @pytest.mark.parametrize("method", ["aim", "rcc"])
 def test_both_methods_recover_a_known_drift_within_5_nm(method):
+    from dstorm.reconstruction import DEFAULTS
+
     rng = np.random.default_rng(0)
     frame, x, y, drift = drifting_localisations(rng, n_frames=6000, per_frame=40)  # 1/µm² on 41 µm²
-    est = estimate_drift(method, frame, x, y, n_frames=6000, fov_nm=FOV)
+    options = {k: v for k, v in DEFAULTS["drift"].items() if k != "method"}  # the config section, as the rule passes it
+    est = estimate_drift(method, frame, x, y, n_frames=6000, fov_nm=FOV, **options)
     assert np.ptp(drift[:, 0]) > 40  # a drift worth correcting
     assert est.dx_nm[0] == est.dy_nm[0] == 0.0  # relative to frame 1
     rms = residual_rms((est.dx_nm, est.dy_nm), (drift[:, 0], drift[:, 1]))
@@ -66,6 +69,8 @@ def test_short_or_sparse_acquisitions():
     assert estimate_drift("none", frame, x, y, n_frames=100, fov_nm=FOV).method == "none"
     with pytest.raises(ValueError, match="unknown drift method"):
         estimate_drift("fiducials", frame, x, y, n_frames=100, fov_nm=FOV)
+    with pytest.raises(ValueError, match="unknown drift option"):
+        estimate_drift("aim", frame, x, y, n_frames=100, fov_nm=FOV, radius_nm=5)
 
 
 def test_the_solver_drops_an_outlier_pair_but_never_disconnects_the_segments():

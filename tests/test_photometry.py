@@ -127,3 +127,54 @@ def test_the_picasso_export_has_picassos_layout(tmp_path):
     np.testing.assert_allclose(locs["sx"], [1.1, 1.1], rtol=1e-6)
     info = list(yaml.safe_load_all(picasso_paths(out)[1].read_text()))
     assert info[0]["Frames"] == 10 and info[0]["Width"] == 64 and info[0]["Height"] == 64 and info[0]["Pixelsize"] == 100.0
+
+
+def test_the_precision_scale_is_the_measured_error_over_the_bound():
+    """Localisations with errors of 3 × Mortensen's bound on isolated calibration emitters: the scale the
+    calibration stores is 3, within the sampling error of an RMS over n emitters (≈ 1/√(2n) relative)."""
+    from dstorm.training import precision_scale
+
+    rng = np.random.default_rng(6)
+    camera = resolve_camera({"preset": "epfl2016"})
+    side, spacing, frames = 64, 8, 20
+    centres = np.arange(spacing / 2, side, spacing)
+    xx, yy = np.meshgrid(centres, centres)
+    x = np.tile(xx.ravel(), frames) + rng.uniform(-0.5, 0.5, xx.size * frames)
+    y = np.tile(yy.ravel(), frames) + rng.uniform(-0.5, 0.5, xx.size * frames)
+    frame = np.repeat(np.arange(frames), xx.size)
+    photons = rng.uniform(1000, 3000, len(x))
+    expected = IntegratedGaussianPSF(sigma_nm=(110, 110), pixel_size_nm=100).render(
+        frames, (side, side), frame, x, y, photons, np.full(len(x), 1.1)) + 20.0  # fmt: skip
+    adu = camera_from_config(camera, (side, side))(expected, rng).astype(np.float32)
+    bound = mortensen_precision(photons, 20.0, sigma_nm=110, pixel_nm=100, camera_model="emccd")
+    gt_xy = np.column_stack([x, y]) * 100
+    found = gt_xy + rng.normal(0, 1, gt_xy.shape) * 3 * bound[:, None]
+    meta = {"pixel_size_nm": 100, "camera": camera, "psf": {"sigma_nm": [110, 110]}}
+    out = precision_scale(adu, frame, found, frame, gt_xy, meta, 250.0)
+    assert out["precision_emitters"] == len(x)
+    assert abs(out["precision_scale"] - 3.0) < 3.0 * 4 / np.sqrt(2 * len(x)) + 0.05, out
+    few = precision_scale(adu, frame[:10], found[:10], frame[:10], gt_xy[:10], meta, 250.0)
+    assert few["precision_scale"] is None and few["precision_emitters"] == 10
+
+
+def test_picassos_own_reader_loads_the_export(tmp_path):
+    """Picasso's io.load_locs (picassosr in build/picasso-venv, which scripts/benchmarks/independent.py makes;
+    Picasso cannot share the project's environment: it pins pandas < 3)."""
+    import subprocess
+
+    from conftest import REPO
+
+    python = REPO / "build" / "picasso-venv" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"Picasso not installed at {python} (made by scripts/benchmarks/independent.py)")
+    rows = np.array([[1, 1, 150.0, 250.0, 110.0, 2000.0, 20.0, 8.0, 3.0, 0.5],
+                     [2, 7, 6350.0, 50.0, 110.0, 1500.0, 25.0, 10.0, 2.0, 0.4]])  # fmt: skip
+    csv = tmp_path / "localizations.csv"
+    csv.write_text(",".join(f'"{c}"' for c in HEADER) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    out = tmp_path / "localizations.hdf5"
+    export(csv, {"picasso": out}, {"frames": 10, "height": 64, "width": 64, "pixel_size_nm": 100.0})
+    code = (f"from picasso import io; locs, info = io.load_locs({str(out)!r}); "
+            "print(len(locs), list(locs['frame']), [round(float(v), 3) for v in locs['x']], info[0]['Pixelsize'])")  # fmt: skip
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "2 [0, 6] [1.0, 63.0] 100.0"

@@ -3,7 +3,7 @@ own RCC and AIM on the same localisations, and speed on 10⁶ localisations.
 
 1. **Accuracy** (``--frames`` frames of 64 × 64 px per acquisition, default 10,000): the workflow
    (``snakemake``: simulate, train the fast network, reconstruct, evaluate) runs on acquisitions at 1, 3 and
-   6 emitters/µm², each simulated twice from the same seed: with a drift (linear 0.01/−0.006 nm per frame, a
+   6 emitters/µm², each simulated twice from the same seed (the same emitters and noise streams): with a drift (linear 0.01/−0.006 nm per frame, a
    random walk of 0.05 nm per frame, a sinusoid of 20/10 nm over 5,000 frames) and without. For each the
    uncorrected localisations are corrected by AIM and by RCC (``dstorm.drift``), and by Picasso's own
    ``aim`` and ``undrift`` (RCC) where ``build/picasso-venv`` exists (made by independent.py); the table gives
@@ -44,26 +44,47 @@ DRIFT = {"velocity_nm_per_frame": [0.01, -0.006], "random_walk_nm": 0.05, "sinus
          "sinusoid_period_frames": 5000}  # fmt: skip
 
 
-def config(frames: int, densities: list[float]) -> dict:
-    acquisitions = {}
-    for d in densities:
-        label = f"{d:g}".replace(".", "p")
-        acquisitions[f"d{label}_drift"] = {"simulate": {"density": d, "frames": frames, "drift": DRIFT}}
-        acquisitions[f"d{label}_still"] = {"simulate": {"density": d, "frames": frames}}
-    return {"datasets": {"bench": {
+def label(density: float) -> str:
+    return "d" + f"{density:g}".replace(".", "p")
+
+
+def dataset(frames: int, densities: list[float], *, drift: bool) -> dict:
+    """The drifting acquisitions (and the training of their models), or with ``drift=False`` their drift-free
+    twins: the same acquisition names and seed, so the same emitters, structure and noise streams."""
+    simulate = {"frames": frames, **({"drift": DRIFT} if drift else {})}
+    return {
         "seed": 7, "pixel_size_nm": 100, "frame_size_px": [64, 64], "camera": {"preset": "epfl2016"},
         "psf": {"sigma_nm": [106, 115]},
         "photophysics": {"model": "continuous", "photons": {"distribution": "uniform", "low": 2000, "high": 2500},
                          "mean_on_frames": 2.0, "mean_off_frames": 200.0, "mean_blinks": 5},
         "background": {"photons_per_px": 20, "variation": 0.2},
         "structure": {"type": "filaments", "n_filaments": 8},
-        "training_set": {"densities": [2, 6], "frames": 200, "upsampling_factor": 4, "patch_size_px": 16,
-                         "patches_per_frame": 50, "max_patches": 6000},
-        "training": {"architecture": "fast", "epochs": 8, "steps_per_epoch": 300, "batch_size": 8,
-                     "validation_fraction": 0.1, "bn_momentum": 0.1},
         "evaluation": {"benchmark": False},
-        "acquisitions": acquisitions,
-    }}}  # fmt: skip
+        "acquisitions": {label(d): {"simulate": {"density": d, **simulate}} for d in densities},
+    }  # fmt: skip
+
+
+def config(frames: int, densities: list[float], models: dict[str, str] | None = None) -> dict:
+    """Phase 1 (``models`` None): the dataset ``bench`` trains the fast network at 2 and 6 /µm² and
+    reconstructs the drifting acquisitions. Phase 2: the twins, one dataset per model file that phase 1
+    chose (``{acquisition: model path}``), reconstructed with that model."""
+    bench = dataset(frames, densities, drift=True)
+    bench["training_set"] = {"densities": [2, 6], "frames": 200, "upsampling_factor": 4, "patch_size_px": 16,
+                             "patches_per_frame": 50, "max_patches": 6000}  # fmt: skip
+    bench["training"] = {"architecture": "fast", "epochs": 8, "steps_per_epoch": 300, "batch_size": 8,
+                         "validation_fraction": 0.1, "bn_momentum": 0.1}  # fmt: skip
+    out = {"bench": bench}
+    for model in sorted(set((models or {}).values())):
+        still = dataset(frames, [d for d in densities if models[label(d)] == model], drift=False)
+        out[f"still_{Path(model).parent.name.removeprefix('density_')}"] = {**still, "model": model}
+    return {"datasets": out}
+
+
+def run_workflow(work: Path, cfg: dict, log) -> None:
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(work), "--cores", "2",
+                    "--configfile", str(work / "config.yaml")], check=True, stdout=log, stderr=subprocess.STDOUT,
+                   env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
 
 
 def picasso_drift(loc: pd.DataFrame, n_frames: int, method: str, work: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -114,24 +135,25 @@ def accuracy(args) -> None:
     densities = [float(d) for d in args.densities.split(",")]
     work = Path(args.work or tempfile.mkdtemp(prefix="drift-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(yaml.safe_dump(config(args.frames, densities), sort_keys=False))
     t0 = time.perf_counter()
-    with open(work / "snakemake.log", "w") as log:
-        subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(work), "--cores", "2",
-                        "--configfile", str(work / "config.yaml")], check=True, stdout=log, stderr=subprocess.STDOUT,
-                       env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    base = work / "results"
+    with open(work / "snakemake.log", "a") as log:
+        run_workflow(work, config(args.frames, densities), log)
+        models = {label(d): json.loads((base / "reconstruct" / "bench" / label(d) / "reconstruction.json").read_text())["model"]
+                  for d in densities}  # fmt: skip
+        run_workflow(work, config(args.frames, densities, models), log)
     print(f"workflow: {time.perf_counter() - t0:.0f} s (work folder {work})\n")
     print("| density /µm² | true drift, max nm | method | residual drift nm RMS | Jaccard | RMSE nm | "
           "no-drift twin: Jaccard | RMSE nm | seconds |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for d in densities:
-        label = f"{d:g}".replace(".", "p")
-        base = work / "results"
-        rec = base / "reconstruct" / "bench" / f"d{label}_drift"
+        name = label(d)
+        rec = base / "reconstruct" / "bench" / name
         loc = pd.read_csv(rec / "localizations_uncorrected.csv")
-        gt = pd.read_csv(base / "simulate" / "bench" / f"d{label}_drift" / "ground_truth.csv")
-        truth = read_drift(base / "simulate" / "bench" / f"d{label}_drift" / "drift.csv")
-        still = json.loads((base / "evaluate" / "bench" / f"d{label}_still" / "metrics.json").read_text())
+        gt = pd.read_csv(base / "simulate" / "bench" / name / "ground_truth.csv")
+        truth = read_drift(base / "simulate" / "bench" / name / "drift.csv")
+        twin = f"still_{Path(models[name]).parent.name.removeprefix('density_')}"
+        still = json.loads((base / "evaluate" / twin / name / "metrics.json").read_text())
         n = len(truth[0])
         true_max = float(np.max(np.hypot(*truth)))
         rows = [("none", np.zeros(n), np.zeros(n), 0.0)]
@@ -143,8 +165,8 @@ def accuracy(args) -> None:
             for method in ("aim", "rcc"):
                 t1 = time.perf_counter()
                 got = picasso_drift(loc, n, method, work)
-                if got is not None:
-                    rows.append((f"Picasso {method}", got[0], got[1], time.perf_counter() - t1))
+                if got is not None:  # Picasso's drift has its mean removed: refer it to frame 1, as ours
+                    rows.append((f"Picasso {method}", got[0] - got[0][0], got[1] - got[1][0], time.perf_counter() - t1))
         for name, dx, dy, sec in rows:
             m = score(loc, gt, dx, dy)
             print(f"| {d:g} | {true_max:.0f} | {name} | {residual_rms((dx, dy), truth):.2f} | {m['jaccard']:.3f} | "

@@ -27,16 +27,23 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from dstorm.defaults import schema_defaults
+
 __all__ = ["DRIFT_METHODS", "Drift", "estimate_drift", "rcc", "aim", "interpolate", "segment_edges",
-           "DEFAULT_SEGMENT_FRAMES", "DRIFT_HEADER", "solve_shifts", "write_drift", "read_drift", "residual_rms"]  # fmt: skip
+           "DEFAULT_SEGMENT_FRAMES", "METHOD_OPTIONS", "DRIFT_HEADER", "solve_shifts", "write_drift", "read_drift", "residual_rms"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 #: The methods, as ``reconstruction.drift.method`` names them.
 DRIFT_METHODS = ("aim", "rcc", "none")
 #: Frames per segment of each method when the config says ``auto`` (RCC: Picasso's 1,000, or a quarter of
-#: the acquisition when that is shorter; AIM: Picasso's 100).
+#: the acquisition when that is shorter; AIM: Picasso's 100). Not the schema's to own: "auto" depends on
+#: the method.
 DEFAULT_SEGMENT_FRAMES = {"rcc": 1000, "aim": 100}
+#: The config's reconstruction.drift defaults (the schema owns them).
+DEFAULTS = schema_defaults("reconstruction")["drift"]
+#: The options of each method (the config's reconstruction.drift keys beside method and segment_frames).
+METHOD_OPTIONS = {"aim": ("intersection_nm", "max_step_nm"), "rcc": ("bin_nm", "max_shift_nm", "max_residual_nm")}
 #: Fewest localisations a segment needs for a shift estimate (fewer: the segments are made longer).
 MIN_SEGMENT_LOCALIZATIONS = 200
 #: Largest side of a rendered segment or reference grid, bins (the bin grows on larger fields).
@@ -138,10 +145,14 @@ def _segments(frame0, n_frames, segment_frames, method, warnings) -> np.ndarray:
 def estimate_drift(method: str, frame, x_nm, y_nm, *, n_frames: int, fov_nm: tuple[float, float],
                    segment_frames="auto", **options) -> Drift:  # fmt: skip
     """The drift of an acquisition of ``n_frames`` from its localisations (``frame`` from 1, positions in nm
-    in a field of ``fov_nm`` = (height, width)). ``method``: one of :data:`DRIFT_METHODS`; ``options`` go to
-    :func:`rcc` or :func:`aim`."""
+    in a field of ``fov_nm`` = (height, width)). ``method``: one of :data:`DRIFT_METHODS`; ``options``: any of
+    :data:`METHOD_OPTIONS` (the config section whole; each method takes its own)."""
     if method not in DRIFT_METHODS:
         raise ValueError(f"unknown drift method {method!r}; expected one of {', '.join(DRIFT_METHODS)}")
+    known = {k for keys in METHOD_OPTIONS.values() for k in keys}
+    if set(options) - known:
+        raise ValueError(f"unknown drift option(s) {sorted(set(options) - known)}; known: {sorted(known)}")
+    options = {**{k: DEFAULTS[k] for k in known}, **options}
     if method == "none":
         return no_drift(n_frames)
     if segment_frames in (None, "auto"):
@@ -160,7 +171,8 @@ def estimate_drift(method: str, frame, x_nm, y_nm, *, n_frames: int, fov_nm: tup
         return drift
     seg = np.searchsorted(edges, frame0, side="right") - 1
     fn = rcc if method == "rcc" else aim
-    sx, sy, details = fn(seg, x, y, len(edges) - 1, fov_nm, warnings=warnings, **options)
+    mine = {k: v for k, v in options.items() if k in METHOD_OPTIONS[method]}
+    sx, sy, details = fn(seg, x, y, len(edges) - 1, fov_nm, warnings=warnings, **mine)
     centres = (edges[:-1] + edges[1:] - 1) / 2 + 1  # 1-based frame of each segment's centre
     dx, dy = interpolate(centres, sx, n_frames), interpolate(centres, sy, n_frames)
     drift = Drift(dx - dx[0], dy - dy[0], method, int(segment_frames), centres, sx - dx[0], sy - dy[0], warnings, details)
@@ -225,8 +237,7 @@ def _log_parabola_peak(c: np.ndarray, i: int, j: int) -> tuple[float, float]:
     return di, dj
 
 
-def rcc(seg, x, y, n_segments, fov_nm, *, bin_nm: float = 20.0, max_shift_nm: float = 1000.0,
-        max_residual_nm: float = 20.0, warnings=None):  # fmt: skip
+def rcc(seg, x, y, n_segments, fov_nm, *, bin_nm: float, max_shift_nm: float, max_residual_nm: float, warnings=None):
     """Redundant cross-correlation: per-segment drift (x, y in nm, first segment 0) and details."""
     warnings = [] if warnings is None else warnings
     bin_nm, shape = _grid(fov_nm, bin_nm, 0.0)
@@ -344,8 +355,7 @@ class _SoftReference:
         return out.reshape(len(off), len(off)), (cx, cy)
 
 
-def aim(seg, x, y, n_segments, fov_nm, *, intersection_nm: float = 20.0, max_step_nm: float = 60.0,
-        passes: int = 2, warnings=None):  # fmt: skip
+def aim(seg, x, y, n_segments, fov_nm, *, intersection_nm: float, max_step_nm: float, passes: int = 2, warnings=None):
     """Intersection maximisation: per-segment drift (x, y in nm, first segment 0) and details."""
     warnings = [] if warnings is None else warnings
     order = np.argsort(seg, kind="stable")

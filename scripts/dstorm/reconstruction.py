@@ -156,7 +156,8 @@ def reconstruct(
     ``drift``: the config's
     ``reconstruction.drift`` (its defaults where missing). ``camera`` (a resolved camera section) and
     ``psf_sigma_nm`` give each localisation its photons, background and precision
-    (:mod:`dstorm.photometry`); without them those columns are NaN. Returns the summary (also written as
+    (:mod:`dstorm.photometry`: Mortensen's bound × the model's calibrated ``precision_scale``, the network's
+    measured error over that bound); without them those columns are NaN. Returns the summary (also written as
     JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()
@@ -189,7 +190,10 @@ def reconstruct(
         )  # fmt: skip
         photometry = None
         if camera is not None and psf_sigma_nm is not None:
-            photometry = (camera, float(psf_sigma_nm))
+            scale = (model.info.get("calibration") or {}).get("precision_scale")
+            if scale is None:
+                log.info("the model file measured no precision scale: uncertainty [nm] is Mortensen's bound itself")
+            photometry = (camera, float(psf_sigma_nm), float(scale or 1.0))
         summary, located = _run(stack, model, outputs, batch, rel_threshold * weight, neighbourhood, pixel_size_nm, title,
                                 photometry)  # fmt: skip
     fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
@@ -213,7 +217,8 @@ def reconstruct(
         heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
         architecture=model.info["architecture"], precision=model.precision, drift=estimate.summary(),
         render_pixel_nm=render_pixel_nm, render_sigma_nm=render_sigma_nm,
-        photometry=None if photometry is None else {"camera": camera["model"], "psf_sigma_nm": photometry[1]},
+        photometry=None if photometry is None else {"camera": camera["model"], "psf_sigma_nm": photometry[1],
+                                                    "precision_scale": photometry[2]},
         seconds=time.perf_counter() - t_start, model_pixel_size_nm=model_px, warnings=warnings,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
@@ -267,7 +272,7 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
     pinned = model.device.type == "cuda"
     weight = float(model.info["weighting_factor"])
     if photometry is not None:
-        camera, sigma_nm = photometry
+        camera, sigma_nm, scale = photometry
         sigma_px = sigma_nm / pixel_size_nm
     columns = {c: i for i, c in enumerate(HEADER)}
 
@@ -284,7 +289,7 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
             rows[:, columns["sigma [nm]"]] = sigma_nm
             rows[:, columns["intensity [photon]"]] = photons
             rows[:, columns["offset [photon]"]] = background
-            rows[:, columns["uncertainty [nm]"]] = mortensen_precision(
+            rows[:, columns["uncertainty [nm]"]] = scale * mortensen_precision(
                 photons, background, sigma_nm=sigma_nm, pixel_nm=pixel_size_nm, camera_model=camera["model"])
         return rows
 

@@ -168,6 +168,50 @@ def best_index(values) -> int:
     return int(np.argmax(np.where(finite, v, -np.inf))) if finite.any() else 0
 
 
+#: Isolated emitters (no other within this distance in their frame) measure the precision's scale; fewer
+#: than PRECISION_MIN_EMITTERS of them leave it unknown.
+ISOLATION_NM = 500.0
+PRECISION_MIN_EMITTERS = 30
+
+
+def precision_scale(frames, frame, xy, gt_frame, gt_xy, meta, tolerance_nm) -> dict:
+    """``precision_scale``: the network's measured error on isolated emitters of the calibration frames (RMS
+    per axis of its matched localisations) ÷ the RMS of Mortensen's bound for the photons and background
+    fitted there (dstorm.photometry): the factor reconstruction multiplies the bound by, so that
+    ``uncertainty [nm]`` is the network's precision, not an ideal fitter's. ``precision_emitters``: how many
+    emitters measured it (the scale is None below PRECISION_MIN_EMITTERS)."""
+    from scipy.spatial import cKDTree
+
+    from dstorm.photometry import dataset_photometry, fit_photons, mortensen_precision
+
+    pixel = float(meta["pixel_size_nm"])
+    isolated = np.zeros(len(gt_xy), bool)
+    for f in np.unique(gt_frame):
+        idx = np.flatnonzero(gt_frame == f)
+        if len(idx) == 1:
+            isolated[idx] = True
+        else:
+            d, _ = cKDTree(gt_xy[idx]).query(gt_xy[idx], k=2)
+            isolated[idx] = d[:, 1] > ISOLATION_NM
+    m = match_localizations(frame, xy, gt_frame, gt_xy, tolerance_nm)
+    sel = isolated[m.gt_index]
+    pred, gt = m.pred_index[sel], m.gt_index[sel]
+    out = {"precision_scale": None, "precision_emitters": int(len(pred))}
+    if len(pred) < PRECISION_MIN_EMITTERS or "camera" not in meta or "psf" not in meta:
+        return out
+    camera, sigma_nm = dataset_photometry(meta)
+    photons, background = fit_photons(frames, frame[pred], xy[pred, 0] / pixel, xy[pred, 1] / pixel,
+                                      camera=camera, sigma_px=sigma_nm / pixel)  # fmt: skip
+    bound = mortensen_precision(photons, background, sigma_nm=sigma_nm, pixel_nm=pixel, camera_model=camera["model"])
+    ok = np.isfinite(bound)
+    if ok.sum() < PRECISION_MIN_EMITTERS:
+        return out
+    err = xy[pred[ok]] - gt_xy[gt[ok]]
+    measured = float(np.sqrt(np.mean(err**2)))  # per axis
+    out["precision_scale"] = measured / float(np.sqrt(np.mean(bound[ok] ** 2)))
+    return out
+
+
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
                         criterion: str = DEFAULT_RECIPE["threshold_criterion"], precision: str = "32") -> dict:  # fmt: skip
     """The detection threshold (× weighting factor) that maximises ``criterion`` (the Jaccard index, or the
@@ -205,6 +249,9 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
         return None if isinstance(v, float) and not np.isfinite(v) else v
 
     best = {k: finite(v) for k, v in best.items()}
+    if source == "calibration frames":  # raw frames: the photometry can measure the precision's scale there
+        keep = found["peak"] > best["threshold"] * weight
+        best.update(precision_scale(frames, found["frame"][keep], xy[keep], gt_frame, gt_xy, meta, tolerance_nm))
     best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
                 n_emitters=int(len(gt_xy)), curve={k: [finite(r[k]) for r in scores] for k in scores[0]})  # fmt: skip
     return best
@@ -330,6 +377,10 @@ def train_model(
                                                            for k in ("rmse_nm", "efficiency_pct")),
         calibration["n_emitters"], calibration["n_frames"], calibration["tolerance_nm"],
     )  # fmt: skip
+    if calibration.get("precision_scale") is not None:
+        log.info("%s: the network's error on %d isolated calibration emitters is %.2f × Mortensen's bound "
+                 "(uncertainty [nm] is scaled by it)", label, calibration["precision_emitters"],
+                 calibration["precision_scale"])  # fmt: skip
     training = {
         "config_hash": fingerprint,
         "recipe": recipe,

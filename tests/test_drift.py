@@ -192,3 +192,18 @@ def test_reconstruct_writes_the_corrected_and_the_uncorrected_outputs(tmp_path):
         np.testing.assert_allclose(tifffile.imread(out["super_resolution"]), tifffile.imread(out["super_resolution_uncorrected"]))
         assert pd.read_csv(out["drift"])["dx [nm]"].eq(0).all() and len(pd.read_csv(out["drift"])) == 6
         assert open(out["drift_png"], "rb").read(4) == b"\x89PNG"
+
+
+def test_the_schema_names_the_methods_and_formats_the_library_has():
+    import yaml
+
+    from conftest import REPO
+    from dstorm.drift import DRIFT_METHODS, METHOD_OPTIONS
+    from dstorm.loctable import FORMATS
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    recon = schema["$defs"]["reconstruction"]["properties"]
+    drift = recon["drift"]["properties"]
+    assert tuple(drift["method"]["enum"]) == DRIFT_METHODS
+    assert set(drift) == {"method", "segment_frames"} | {k for keys in METHOD_OPTIONS.values() for k in keys}
+    assert tuple(recon["formats"]["items"]["enum"]) == FORMATS

@@ -167,6 +167,7 @@ def estimate_drift(method: str, frame, x_nm, y_nm, *, n_frames: int, fov_nm: tup
         note = f"{method}: {n_frames} frames make fewer than two segments of {segment_frames}; no drift corrected"
         log.info(note)
         drift = no_drift(n_frames, method, warnings)
+        drift.segment_frames = int(segment_frames)
         drift.details["note"] = note
         return drift
     seg = np.searchsorted(edges, frame0, side="right") - 1

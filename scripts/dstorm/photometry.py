@@ -23,11 +23,15 @@ from dstorm.cameras import EXCESS_NOISE, adu_per_electron, mean_offset_adu
 __all__ = ["photons_per_adu", "fit_photons", "mortensen_precision", "window_radius", "dataset_photometry"]
 
 
-def dataset_photometry(dataset: dict) -> tuple[dict, float]:
+def dataset_photometry(dataset: dict) -> tuple[dict | None, float | None]:
     """The camera section and the PSF σ (nm; the middle of the ``psf.sigma_nm`` range) the photons of a
-    dataset's localisations are fitted with (a resolved dataset config, estimates applied)."""
+    dataset's localisations are fitted with (a resolved dataset config, estimates applied); ``(None, None)``
+    for a dataset that names no camera (one reconstructed with a given model file): no photons then."""
+    camera = dataset.get("camera") or {}
+    if "model" not in camera or "psf" not in dataset:
+        return None, None
     low, high = dataset["psf"]["sigma_nm"]
-    return dataset["camera"], (float(low) + float(high)) / 2
+    return camera, (float(low) + float(high)) / 2
 
 
 def photons_per_adu(camera: dict) -> float:

@@ -153,15 +153,15 @@ def reconstruct(
     """Reconstruct ``stack_path`` with the model file ``model_path``.
 
     ``outputs`` maps each key of :data:`OUTPUT_FILES` to a path (:func:`outputs_in` for one folder).
-    ``drift``: the config's
-    ``reconstruction.drift`` (its defaults where missing). ``camera`` (a resolved camera section) and
+    ``drift``: the config's ``reconstruction.drift`` (its defaults where missing). ``camera`` (a resolved camera section) and
     ``psf_sigma_nm`` give each localisation its photons, background and precision
     (:mod:`dstorm.photometry`: Mortensen's bound × the model's calibrated ``precision_scale``, the network's
     measured error over that bound); without them those columns are NaN. Returns the summary (also written as
     JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()
-    drift = {**DEFAULTS["drift"], **(drift or {})}
+    drift = dict(drift or {})
+    method = drift.pop("method", DEFAULTS["drift"]["method"])
     device = resolve_device(device)
     model = inference_model(model_path, device, precision)
     u = model.upsampling_factor
@@ -175,7 +175,7 @@ def reconstruct(
             model_path, model_px, pixel_size_nm,
         )  # fmt: skip
     if camera is None or psf_sigma_nm is None:
-        log.warning("no camera or PSF given: the photons, background and precision columns are NaN")
+        log.info("no camera or PSF given: the photons, background and precision columns are empty")
     with TiffStack(stack_path) as stack:
         stack.check_pixel_size(pixel_size_nm)
         h, w, n = stack.height, stack.width, stack.n_frames
@@ -198,7 +198,6 @@ def reconstruct(
                                 photometry)  # fmt: skip
     fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
     frame, x_nm, y_nm, segment_images, image_edges = located
-    method = drift.pop("method")
     estimate = estimate_drift(method, frame, x_nm, y_nm, n_frames=n, fov_nm=fov_nm, **drift)
     warnings += estimate.warnings
     write_drift(outputs["drift"], estimate.dx_nm, estimate.dy_nm)

@@ -10,7 +10,7 @@ segments of consecutive frames and interpolate it to every frame with a smoothin
   cross-correlated by FFT, the sub-bin peak by a Gaussian (log-parabola) fit, the pairwise shifts solved for
   per-segment positions by least squares; the pair with the largest residual above ``max_residual_nm`` is
   dropped and the system solved again, as long as that leaves every segment connected (the paper's outlier
-  rejection, which Picasso omits). Cost grows with ``S²``: segments of 1,000 frames by default.
+  rejection, which Picasso omits). Cost grows with ``S²``: segments of 500 frames by default.
 - **AIM** (in the spirit of adaptive intersection maximisation, Ma et al., Sci. Adv. 2024): the first segment
   is the reference; each next segment's shift is the one that maximises the number of its localisations
   that coincide with the reference within ``intersection_nm`` (soft count: each reference localisation is a
@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 
 #: The methods, as ``reconstruction.drift.method`` names them.
 DRIFT_METHODS = ("aim", "rcc", "none")
-#: Frames per segment of each method when the config says ``auto`` (RCC: Picasso's 1,000, or a quarter of
-#: the acquisition when that is shorter; AIM: Picasso's 100). Not the schema's to own: "auto" depends on
+#: Frames per segment of each method when the config says ``auto`` (RCC: 500, half Picasso's 1,000, whose
+#: spline extrapolates the first and last 500 frames and missed frame 1's drift by ~10 nm on 10,000-frame
+#: simulations (scripts/benchmarks/drift.py), or a quarter of the acquisition when that is shorter; AIM:
+#: Picasso's 100). Not the schema's to own: "auto" depends on
 #: the method.
-DEFAULT_SEGMENT_FRAMES = {"rcc": 1000, "aim": 100}
+DEFAULT_SEGMENT_FRAMES = {"rcc": 500, "aim": 100}
 #: The config's reconstruction.drift defaults (the schema owns them).
 DEFAULTS = schema_defaults("reconstruction")["drift"]
 #: The options of each method (the config's reconstruction.drift keys beside method and segment_frames).

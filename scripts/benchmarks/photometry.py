@@ -20,27 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import dataset  # noqa: E402
 
 from dstorm.evaluation.metrics import localization_metrics  # noqa: E402
-from dstorm.photometry import dataset_photometry  # noqa: E402
+from dstorm.photometry import dataset_photometry, isolated  # noqa: E402
 from dstorm.reconstruction import outputs_in, reconstruct  # noqa: E402
 from dstorm.simulation.simulate import simulate_acquisition  # noqa: E402
-
-
-def isolated(gt: pd.DataFrame, radius_nm: float = 1000.0) -> np.ndarray:
-    out = np.zeros(len(gt), bool)
-    for _, g in gt.groupby("frame"):
-        xy = g[["x [nm]", "y [nm]"]].to_numpy()
-        if len(g) == 1:
-            out[g.index] = True
-            continue
-        d, _ = cKDTree(xy).query(xy, k=2)
-        out[g.index] = d[:, 1] > radius_nm
-    return out
 
 
 def main() -> None:
@@ -59,7 +46,7 @@ def main() -> None:
         gt = simulate_acquisition(ds, "isolated", density=0.3, n_frames=args.frames, frames_path=tmp / "a.tif",
                                   ground_truth_path=tmp / "gt.csv")  # fmt: skip
         gt = pd.read_csv(tmp / "gt.csv")
-        keep = isolated(gt)
+        keep = isolated(gt["frame"].to_numpy(), gt[["x [nm]", "y [nm]"]].to_numpy(), 1000.0)
         for model in args.models:
             out = outputs_in(tmp / Path(model).parent.name)
             reconstruct(str(tmp / "a.tif"), model, out, pixel_size_nm=100.0, camera=camera, psf_sigma_nm=sigma_nm,

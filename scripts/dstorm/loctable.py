@@ -132,12 +132,15 @@ def read_chunks(path: str | os.PathLike, rows: int = 1_000_000) -> Iterator[np.n
             yield chunk.to_numpy(dtype=np.float64)
 
 
-def export(csv_path, paths: dict[str, str], meta: dict) -> int:
+def export(csv_path, paths: dict[str, str], meta: dict, transform=None) -> int:
     """Write the table of ``csv_path`` (as :class:`ThunderstormWriter` wrote it) in each ``{format: path}``,
-    chunk by chunk; returns the number of rows."""
+    chunk by chunk, each chunk first changed in place by ``transform`` where given; returns the number of
+    rows."""
     n = 0
     with open_writers(paths, meta) as writers:
         for table in read_chunks(csv_path):
+            if transform is not None:
+                transform(table)
             for writer in writers:
                 writer.write(table)
             n += len(table)

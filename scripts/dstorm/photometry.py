@@ -20,7 +20,7 @@ from scipy.special import erf
 
 from dstorm.cameras import EXCESS_NOISE, adu_per_electron, mean_offset_adu
 
-__all__ = ["photons_per_adu", "fit_photons", "mortensen_precision", "window_radius", "dataset_photometry"]
+__all__ = ["photons_per_adu", "fit_photons", "mortensen_precision", "window_radius", "dataset_photometry", "isolated"]
 
 
 def dataset_photometry(dataset: dict) -> tuple[dict | None, float | None]:
@@ -32,6 +32,20 @@ def dataset_photometry(dataset: dict) -> tuple[dict | None, float | None]:
         return None, None
     low, high = dataset["psf"]["sigma_nm"]
     return camera, (float(low) + float(high)) / 2
+
+
+def isolated(frame: np.ndarray, xy_nm: np.ndarray, radius_nm: float) -> np.ndarray:
+    """Which emitters have no other within ``radius_nm`` in their frame (the ones whose precision is an
+    isolated emitter's)."""
+    from scipy.spatial import cKDTree
+
+    frame = np.asarray(frame)
+    nearest = np.full(len(frame), np.inf)
+    for f in np.unique(frame):
+        idx = np.flatnonzero(frame == f)
+        if len(idx) > 1:
+            nearest[idx] = cKDTree(xy_nm[idx]).query(xy_nm[idx], k=2)[0][:, 1]
+    return nearest > radius_nm
 
 
 def photons_per_adu(camera: dict) -> float:

@@ -25,9 +25,10 @@ from dstorm.defaults import schema_defaults
 from dstorm.drift import estimate_drift, write_drift
 from dstorm.io import atomic_output, write_stack
 from dstorm.localization import find_peaks
-from dstorm.loctable import ThunderstormWriter, open_writers, read_chunks
+from dstorm.loctable import HEADER, export, open_writers
 from dstorm.model.modelfile import load_model
 from dstorm.model.precision import choose_precision
+from dstorm.photometry import fit_photons, mortensen_precision
 from dstorm.render import drift_figure, render_localizations, save_preview, write_image
 from dstorm.stack import StackError, TiffStack
 
@@ -207,7 +208,7 @@ def reconstruct(
     sr_image = _corrected_image(segment_images, image_edges, estimate, hr_nm)
     write_image(outputs["super_resolution"], sr_image, hr_nm)
     save_preview(outputs["super_resolution_png"], sr_image, hr_nm, title=f"{title} Deep-STORM".strip())
-    dx, dy = estimate.at(frame) if len(frame) else (np.zeros(0), np.zeros(0))
+    dx, dy = estimate.at(frame)
     spots = render_localizations(x_nm - dx, y_nm - dy, fov_nm=fov_nm, pixel_size_nm=render_pixel_nm, sigma_nm=render_sigma_nm)
     write_image(outputs["rendered"], spots, render_pixel_nm)
     save_preview(outputs["rendered_png"], spots, render_pixel_nm, title=f"{title} localisations".strip(), cmap="inferno")
@@ -227,13 +228,14 @@ def reconstruct(
 
 def _write_corrected(outputs, drift) -> None:
     """The drift-corrected table, streamed from the uncorrected one chunk by chunk."""
-    with open_writers({"thunderstorm": outputs["localizations"]}, {}) as writers:
-        for table in read_chunks(outputs["localizations_uncorrected"]):
-            dx, dy = drift.at(table[:, 1])
-            table[:, 2] -= dx
-            table[:, 3] -= dy
-            for writer in writers:
-                writer.write(table)
+    x, y, frame = HEADER.index("x [nm]"), HEADER.index("y [nm]"), HEADER.index("frame")
+
+    def correct(table):
+        dx, dy = drift.at(table[:, frame])
+        table[:, x] -= dx
+        table[:, y] -= dy
+
+    export(outputs["localizations_uncorrected"], {"thunderstorm": outputs["localizations"]}, {}, transform=correct)
 
 
 def _corrected_image(images, edges, drift, hr_nm) -> np.ndarray:
@@ -253,9 +255,6 @@ def _corrected_image(images, edges, drift, hr_nm) -> np.ndarray:
 def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_nm, title, photometry):
     """The streaming pass: the uncorrected table, the widefield image, the uncorrected super-resolved image
     and its partial images per segment. Returns the summary and (frame, x_nm, y_nm, images, edges)."""
-    from dstorm.loctable import HEADER
-    from dstorm.photometry import fit_photons, mortensen_precision
-
     u, h, w, n = model.upsampling_factor, stack.height, stack.width, stack.n_frames
     edges = image_segments(n, (h * u, w * u))
     images = [np.zeros((h * u, w * u)) for _ in range(len(edges) - 1)]
@@ -296,8 +295,7 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
         csv.write(table_of(*args))
 
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer, \
-            atomic_output(outputs["localizations_uncorrected"]) as csv_tmp, open(csv_tmp, "w", newline="") as csv_file:  # fmt: skip
-        csv = ThunderstormWriter(csv_file)
+            open_writers({"thunderstorm": outputs["localizations_uncorrected"]}, {}) as (csv,):  # fmt: skip
         written = None
         for start, frames in prefetched(stack.batches(batch), reader):
             widefield += frames.sum(axis=0, dtype=np.float64)

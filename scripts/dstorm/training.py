@@ -180,26 +180,16 @@ def precision_scale(frames, frame, xy, gt_frame, gt_xy, meta, tolerance_nm) -> d
     fitted there (dstorm.photometry): the factor reconstruction multiplies the bound by, so that
     ``uncertainty [nm]`` is the network's precision, not an ideal fitter's. ``precision_emitters``: how many
     emitters measured it (the scale is None below PRECISION_MIN_EMITTERS)."""
-    from scipy.spatial import cKDTree
-
-    from dstorm.photometry import dataset_photometry, fit_photons, mortensen_precision
+    from dstorm.photometry import dataset_photometry, fit_photons, isolated, mortensen_precision
 
     pixel = float(meta["pixel_size_nm"])
-    isolated = np.zeros(len(gt_xy), bool)
-    for f in np.unique(gt_frame):
-        idx = np.flatnonzero(gt_frame == f)
-        if len(idx) == 1:
-            isolated[idx] = True
-        else:
-            d, _ = cKDTree(gt_xy[idx]).query(gt_xy[idx], k=2)
-            isolated[idx] = d[:, 1] > ISOLATION_NM
     m = match_localizations(frame, xy, gt_frame, gt_xy, tolerance_nm)
-    sel = isolated[m.gt_index]
+    sel = isolated(gt_frame, gt_xy, ISOLATION_NM)[m.gt_index]
     pred, gt = m.pred_index[sel], m.gt_index[sel]
     out = {"precision_scale": None, "precision_emitters": int(len(pred))}
-    if len(pred) < PRECISION_MIN_EMITTERS or "camera" not in meta or "psf" not in meta:
-        return out
     camera, sigma_nm = dataset_photometry(meta)
+    if len(pred) < PRECISION_MIN_EMITTERS or camera is None:
+        return out
     photons, background = fit_photons(frames, frame[pred], xy[pred, 0] / pixel, xy[pred, 1] / pixel,
                                       camera=camera, sigma_px=sigma_nm / pixel)  # fmt: skip
     bound = mortensen_precision(photons, background, sigma_nm=sigma_nm, pixel_nm=pixel, camera_model=camera["model"])

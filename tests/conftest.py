@@ -26,6 +26,7 @@ TINY_RECIPE = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "bn_momentum"
 TINY_TRAINING_SET = {
     "densities": [6], "frames": 6, "upsampling_factor": 2, "patch_size_px": 8,
     "patches_per_frame": 20, "max_patches": 60, "min_emitters": 2, "calibration_frames": 4,
+    "precision_frames": 4,
 }  # fmt: skip
 
 

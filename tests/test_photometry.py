@@ -9,7 +9,7 @@ from dstorm.config import resolve_camera
 from dstorm.evaluation.nena import nena
 from dstorm.grouping import group_table
 from dstorm.loctable import HEADER, export, picasso_paths
-from dstorm.photometry import fit_photons, mortensen_precision, photons_per_adu
+from dstorm.photometry import fit_photons, fit_precision, mortensen_precision, photons_per_adu, precision_function
 from dstorm.simulation.camera import camera_from_config
 from dstorm.simulation.psf import IntegratedGaussianPSF
 
@@ -129,32 +129,62 @@ def test_the_picasso_export_has_picassos_layout(tmp_path):
     assert info[0]["Frames"] == 10 and info[0]["Width"] == 64 and info[0]["Height"] == 64 and info[0]["Pixelsize"] == 100.0
 
 
-def test_the_precision_scale_is_the_measured_error_over_the_bound():
-    """Localisations with errors of 3 × Mortensen's bound on isolated calibration emitters: the scale the
-    calibration stores is 3, within the sampling error of an RMS over n emitters (≈ 1/√(2n) relative)."""
-    from dstorm.training import precision_scale
+def test_the_precision_curve_recovers_errors_of_three_times_the_bound():
+    """Localisations with Gaussian errors of 3 × Mortensen's bound per axis on isolated emitters (1.2 µm
+    apart) of simulated frames: each point of the curve the calibration stores is 3 × its bound within 4
+    standard errors of a bin's mean e² (e² = (ex² + ey²)/2 is exponential, so the standard error of its
+    mean over a bin is √(Σ sd⁴)/n; half of it relative, after the square root), plus 5 % where the isotonic
+    regression pools two neighbouring bins whose bounds differ by that much."""
+    from dstorm.training import precision_model
 
     rng = np.random.default_rng(6)
     camera = resolve_camera({"preset": "epfl2016"})
-    side, spacing, frames = 64, 8, 20
+    side, spacing, frames = 64, 12, 60
     centres = np.arange(spacing / 2, side, spacing)
     xx, yy = np.meshgrid(centres, centres)
     x = np.tile(xx.ravel(), frames) + rng.uniform(-0.5, 0.5, xx.size * frames)
     y = np.tile(yy.ravel(), frames) + rng.uniform(-0.5, 0.5, xx.size * frames)
     frame = np.repeat(np.arange(frames), xx.size)
-    photons = rng.uniform(1000, 3000, len(x))
+    photons = rng.uniform(300, 5000, len(x))
     expected = IntegratedGaussianPSF(sigma_nm=(110, 110), pixel_size_nm=100).render(
         frames, (side, side), frame, x, y, photons, np.full(len(x), 1.1)) + 20.0  # fmt: skip
     adu = camera_from_config(camera, (side, side))(expected, rng).astype(np.float32)
-    bound = mortensen_precision(photons, 20.0, sigma_nm=110, pixel_nm=100, camera_model="emccd")
     gt_xy = np.column_stack([x, y]) * 100
-    found = gt_xy + rng.normal(0, 1, gt_xy.shape) * 3 * bound[:, None]
     meta = {"pixel_size_nm": 100, "camera": camera, "psf": {"sigma_nm": [110, 110]}}
-    out = precision_scale(adu, frame, found, frame, gt_xy, meta, 250.0)
-    assert out["precision_emitters"] == len(x)
-    assert abs(out["precision_scale"] - 3.0) < 3.0 * 4 / np.sqrt(2 * len(x)) + 0.05, out
-    few = precision_scale(adu, frame[:10], found[:10], frame[:10], gt_xy[:10], meta, 250.0)
-    assert few["precision_scale"] is None and few["precision_emitters"] == 10
+    # the bound the calibration computes (photons fitted at the localisation), to draw the errors from
+    found = gt_xy.copy()
+    fitted = fit_photons(adu, frame, x, y, camera=camera, sigma_px=1.1)
+    bound = mortensen_precision(*fitted, sigma_nm=110, pixel_nm=100, camera_model="emccd")
+    found += rng.normal(0, 1, gt_xy.shape) * 3 * bound[:, None]
+    out = precision_model(adu, frame, found, frame, gt_xy, meta, 250.0)
+    assert out["precision_emitters"] == len(x), out
+    curve = out["precision_curve"]
+    assert len(curve["bound_nm"]) == 8 and np.all(np.diff(curve["precision_nm"]) >= 0)
+    sd = 3 * np.sort(bound)
+    for k, part in enumerate(np.array_split(sd, 8)):
+        se_rel = 0.5 * np.sqrt(np.sum(part**4)) / np.sum(part**2)
+        assert abs(curve["precision_nm"][k] / (3 * curve["bound_nm"][k]) - 1) < 4 * se_rel + 0.05, (k, curve)
+    few = precision_model(adu, frame[:10], found[:10], frame[:10], gt_xy[:10], meta, 250.0)
+    assert few["precision_curve"] is None and few["precision_emitters"] == 10
+
+
+def test_the_precision_curve_is_exact_on_noise_free_errors_and_continues_with_clipped_slopes():
+    """Hand-made cases. Errors exactly 3 × the bound (split equally over x and y): every point of the curve
+    is 3 × its bound. The curve (1 nm → 5 nm, 10 nm → 50 nm) is a straight line in log–log: 5√10 nm at √10
+    nm, and beyond its ends slope 1: 500 nm at 100 nm, 0.5 nm at 0.1 nm; a steeper curve (1 →
+    1, 10 → 1000, slope 3) continues with slope 1 (10,000 at 100), a flat one stays flat; NaN where the
+    bound is NaN or not positive; without a curve the bound itself."""
+    b = np.arange(1.0, 101.0)
+    out = fit_precision(b, np.column_stack([3 * b, 3 * b]))
+    np.testing.assert_allclose(out["precision_nm"], 3 * np.asarray(out["bound_nm"]), rtol=1e-12)
+    f = precision_function({"precision_curve": {"bound_nm": [1.0, 10.0], "precision_nm": [5.0, 50.0]}})
+    np.testing.assert_allclose(f([1.0, np.sqrt(10), 10.0, 100.0, 0.1]), [5.0, 5 * np.sqrt(10), 50.0, 500.0, 0.5])
+    assert np.isnan(f([np.nan, 0.0, -1.0])).all()
+    steep = precision_function({"precision_curve": {"bound_nm": [1.0, 10.0], "precision_nm": [1.0, 1000.0]}})
+    np.testing.assert_allclose(steep([100.0, 0.1]), [10000.0, 0.1])
+    flat = precision_function({"precision_curve": {"bound_nm": [1.0, 10.0], "precision_nm": [7.0, 7.0]}})
+    np.testing.assert_allclose(flat([0.01, 5.0, 1000.0]), 7.0)
+    np.testing.assert_allclose(precision_function({})([2.0, 3.0]), [2.0, 3.0])
 
 
 def test_picassos_own_reader_loads_the_export(tmp_path):

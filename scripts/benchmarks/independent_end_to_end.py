@@ -169,7 +169,7 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     if patches.is_file():
         data = PatchDataModule(patches, batch_size=training["recipe"]["batch_size"],
                                validation_fraction=training["recipe"]["validation_fraction"], seed=training["seed"])  # fmt: skip
-        data.calibration = {}
+        data.sparse["calibration"] = {}
         curves["validation patches"] = calibrate_threshold(model.net, data)["curve"]
     for source, curve in curves.items():
         if not curve:

@@ -28,7 +28,7 @@ from dstorm.localization import find_peaks
 from dstorm.loctable import HEADER, export, open_writers
 from dstorm.model.modelfile import load_model
 from dstorm.model.precision import choose_precision
-from dstorm.photometry import fit_photons, mortensen_precision
+from dstorm.photometry import fit_photons, mortensen_precision, precision_function
 from dstorm.render import drift_figure, render_localizations, save_preview, write_image
 from dstorm.stack import StackError, TiffStack
 
@@ -156,8 +156,7 @@ def reconstruct(
     ``outputs`` maps each key of :data:`OUTPUT_FILES` to a path (:func:`outputs_in` for one folder).
     ``drift``: the config's ``reconstruction.drift`` (its defaults where missing). ``camera`` (a resolved camera section) and
     ``psf_sigma_nm`` give each localisation its photons, background and precision
-    (:mod:`dstorm.photometry`: Mortensen's bound × the model's calibrated ``precision_scale``, the network's
-    measured error over that bound); without them those columns are NaN. Returns the summary (also written as
+    (:mod:`dstorm.photometry`: the network's precision, the model's calibrated curve at Mortensen's bound); without them those columns are NaN. Returns the summary (also written as
     JSON). Nothing is written if the input is bad.
     """
     t_start = time.perf_counter()
@@ -191,10 +190,10 @@ def reconstruct(
         )  # fmt: skip
         photometry = None
         if camera is not None and psf_sigma_nm is not None:
-            scale = (model.info.get("calibration") or {}).get("precision_scale")
-            if scale is None:
-                log.info("the model file measured no precision scale: uncertainty [nm] is Mortensen's bound itself")
-            photometry = (camera, float(psf_sigma_nm), float(scale or 1.0))
+            cal = model.info.get("calibration") or {}
+            if not cal.get("precision_curve"):
+                log.info("the model file measured no precision: uncertainty [nm] is Mortensen's bound itself")
+            photometry = (camera, float(psf_sigma_nm), precision_function(cal))
         summary, located = _run(stack, model, outputs, batch, rel_threshold * weight, neighbourhood, pixel_size_nm, title,
                                 photometry)  # fmt: skip
     fov_nm = (h * pixel_size_nm, w * pixel_size_nm)
@@ -218,7 +217,7 @@ def reconstruct(
         architecture=model.info["architecture"], precision=model.precision, drift=estimate.summary(),
         render_pixel_nm=render_pixel_nm, render_sigma_nm=render_sigma_nm,
         photometry=None if photometry is None else {"camera": camera["model"], "psf_sigma_nm": photometry[1],
-                                                    "precision_scale": photometry[2]},
+                                                    "precision_curve": (model.info.get("calibration") or {}).get("precision_curve")},
         seconds=time.perf_counter() - t_start, model_pixel_size_nm=model_px, warnings=warnings,
     )  # fmt: skip
     with atomic_output(outputs["summary"]) as tmp:
@@ -270,7 +269,7 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
     pinned = model.device.type == "cuda"
     weight = float(model.info["weighting_factor"])
     if photometry is not None:
-        camera, sigma_nm, scale = photometry
+        camera, sigma_nm, precision_of = photometry
         sigma_px = sigma_nm / pixel_size_nm
     columns = {c: i for i, c in enumerate(HEADER)}
 
@@ -287,8 +286,9 @@ def _run(stack, model, outputs, batch, threshold_abs, neighbourhood, pixel_size_
             rows[:, columns["sigma [nm]"]] = sigma_nm
             rows[:, columns["intensity [photon]"]] = photons
             rows[:, columns["offset [photon]"]] = background
-            rows[:, columns["uncertainty [nm]"]] = scale * mortensen_precision(
-                photons, background, sigma_nm=sigma_nm, pixel_nm=pixel_size_nm, camera_model=camera["model"])
+            bound = mortensen_precision(photons, background, sigma_nm=sigma_nm, pixel_nm=pixel_size_nm,
+                                        camera_model=camera["model"])  # fmt: skip
+            rows[:, columns["uncertainty [nm]"]] = precision_of(bound)
         return rows
 
     def write(*args):

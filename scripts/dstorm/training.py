@@ -168,25 +168,21 @@ def best_index(values) -> int:
     return int(np.argmax(np.where(finite, v, -np.inf))) if finite.any() else 0
 
 
-#: Isolated emitters (no other within this distance in their frame) measure the precision's scale; fewer
-#: than PRECISION_MIN_EMITTERS of them leave it unknown.
-ISOLATION_NM = 500.0
-PRECISION_MIN_EMITTERS = 30
-
-
-def precision_scale(frames, frame, xy, gt_frame, gt_xy, meta, tolerance_nm) -> dict:
-    """``precision_scale``: the network's measured error on isolated emitters of the calibration frames (RMS
-    per axis of its matched localisations) ÷ the RMS of Mortensen's bound for the photons and background
-    fitted there (dstorm.photometry): the factor reconstruction multiplies the bound by, so that
-    ``uncertainty [nm]`` is the network's precision, not an ideal fitter's. ``precision_emitters``: how many
-    emitters measured it (the scale is None below PRECISION_MIN_EMITTERS)."""
-    from dstorm.photometry import dataset_photometry, fit_photons, isolated, mortensen_precision
+def precision_model(frames, frame, xy, gt_frame, gt_xy, meta, tolerance_nm) -> dict:
+    """The network's precision on the isolated emitters of ``frames`` (raw, ADU) that it found at
+    ``(frame, xy)`` (nm; ``gt_frame, gt_xy`` the truth): Mortensen's bound for the photons and background
+    fitted there (dstorm.photometry) and the measured errors give ``precision_curve``
+    (:func:`dstorm.photometry.fit_precision`), which reconstruction turns into ``uncertainty [nm]``, the
+    network's precision rather than an ideal fitter's. ``precision_emitters``: how many emitters measured it
+    (the curve is None below PRECISION_MIN_EMITTERS, or without a camera)."""
+    from dstorm.photometry import (ISOLATION_NM, PRECISION_MIN_EMITTERS, dataset_photometry, fit_photons, fit_precision,
+                                   isolated, mortensen_precision)  # fmt: skip
 
     pixel = float(meta["pixel_size_nm"])
     m = match_localizations(frame, xy, gt_frame, gt_xy, tolerance_nm)
     sel = isolated(gt_frame, gt_xy, ISOLATION_NM)[m.gt_index]
     pred, gt = m.pred_index[sel], m.gt_index[sel]
-    out = {"precision_scale": None, "precision_emitters": int(len(pred))}
+    out = {"precision_curve": None, "precision_emitters": int(len(pred))}
     camera, sigma_nm = dataset_photometry(meta)
     if len(pred) < PRECISION_MIN_EMITTERS or camera is None:
         return out
@@ -194,12 +190,29 @@ def precision_scale(frames, frame, xy, gt_frame, gt_xy, meta, tolerance_nm) -> d
                                       camera=camera, sigma_px=sigma_nm / pixel)  # fmt: skip
     bound = mortensen_precision(photons, background, sigma_nm=sigma_nm, pixel_nm=pixel, camera_model=camera["model"])
     ok = np.isfinite(bound)
+    out["precision_emitters"] = int(ok.sum())
     if ok.sum() < PRECISION_MIN_EMITTERS:
         return out
-    err = xy[pred[ok]] - gt_xy[gt[ok]]
-    measured = float(np.sqrt(np.mean(err**2)))  # per axis
-    out["precision_scale"] = measured / float(np.sqrt(np.mean(bound[ok] ** 2)))
+    out["precision_curve"] = fit_precision(bound[ok], xy[pred[ok]] - gt_xy[gt[ok]])
     return out
+
+
+def _detect(model: LoadedModel, frames: np.ndarray, batch: int, threshold_abs: float, pixel: float) -> dict:
+    """Every peak above ``threshold_abs`` of the model's predictions for raw ``frames``: ``frame`` (from 0),
+    ``xy`` (nm) and ``peak``."""
+    found = {"frame": [], "xy": [], "peak": []}
+    for start in range(0, len(frames), batch):
+        peaks = find_peaks(model.predict(frames[start : start + batch]), upsampling_factor=model.upsampling_factor,
+                           threshold=threshold_abs)  # fmt: skip
+        found["frame"].append(peaks.index.cpu().numpy() + start)
+        found["xy"].append(np.column_stack([peaks.x_px.cpu().numpy(), peaks.y_px.cpu().numpy()]) * pixel)
+        found["peak"].append(peaks.peak.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in found.items()}
+
+
+def _truth_table(truth: list[np.ndarray], pixel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame emitter lists (camera pixels) as (frame from 0, xy nm)."""
+    return np.concatenate([np.full(len(e), k) for k, e in enumerate(truth)]), np.concatenate(truth) * pixel
 
 
 def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, tolerance_nm: float = 250.0,
@@ -221,27 +234,27 @@ def calibrate_threshold(net: torch.nn.Module, data: PatchDataModule, *, toleranc
     grid = THRESHOLD_GRID
     # the training batch's pixels per inference batch: larger batches only cost memory on a CPU
     batch = max(1, data.batch_size * int(meta["patch_size_px"]) ** 2 // (frames.shape[1] * frames.shape[2]))
-    found = {"frame": [], "x": [], "y": [], "peak": []}
-    for start in range(0, len(frames), batch):
-        peaks = find_peaks(model.predict(frames[start : start + batch]), upsampling_factor=u, threshold=grid[0] * weight)
-        found["frame"].append(peaks.index.cpu().numpy() + start)
-        found["x"].append(peaks.x_px.cpu().numpy() * pixel)
-        found["y"].append(peaks.y_px.cpu().numpy() * pixel)
-        found["peak"].append(peaks.peak.cpu().numpy())
-    found = {k: np.concatenate(v) for k, v in found.items()}
-    gt_frame = np.concatenate([np.full(len(e), k) for k, e in enumerate(truth)])
-    gt_xy = np.concatenate(truth) * pixel
-    xy = np.column_stack([found["x"], found["y"]])
-    scores = threshold_curve(found["frame"], xy, found["peak"], weight, gt_frame, gt_xy, tolerance_nm)
+    found = _detect(model, frames, batch, grid[0] * weight, pixel)
+    gt_frame, gt_xy = _truth_table(truth, pixel)
+    scores = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt_frame, gt_xy, tolerance_nm)
     best = scores[best_index([row[CRITERION_KEYS[criterion]] for row in scores])]
 
     def finite(v):  # NaN (no matched pair: no RMSE) as None, so that two model files compare equal
         return None if isinstance(v, float) and not np.isfinite(v) else v
 
     best = {k: finite(v) for k, v in best.items()}
-    if source == "calibration frames":  # raw frames: the photometry can measure the precision's scale there
+    # the precision: on the sparse precision frames where the patch file has them, else on the calibration
+    # frames (raw frames too, but few of their emitters are isolated at high density)
+    sparse = data.frames_set("precision")
+    if sparse is not None:
+        p_frames, p_truth = sparse
+        p_found = _detect(model, p_frames, batch, best["threshold"] * weight, pixel)
+        best.update(precision_model(p_frames, p_found["frame"], p_found["xy"], *_truth_table(p_truth, pixel), meta,
+                                    tolerance_nm), precision_source="precision frames")  # fmt: skip
+    elif source == "calibration frames":
         keep = found["peak"] > best["threshold"] * weight
-        best.update(precision_scale(frames, found["frame"][keep], xy[keep], gt_frame, gt_xy, meta, tolerance_nm))
+        best.update(precision_model(frames, found["frame"][keep], found["xy"][keep], gt_frame, gt_xy, meta, tolerance_nm),
+                    precision_source=source)  # fmt: skip
     best.update(criterion=criterion, source=source, tolerance_nm=tolerance_nm, n_frames=len(frames),
                 n_emitters=int(len(gt_xy)), curve={k: [finite(r[k]) for r in scores] for k in scores[0]})  # fmt: skip
     return best
@@ -367,10 +380,11 @@ def train_model(
                                                            for k in ("rmse_nm", "efficiency_pct")),
         calibration["n_emitters"], calibration["n_frames"], calibration["tolerance_nm"],
     )  # fmt: skip
-    if calibration.get("precision_scale") is not None:
-        log.info("%s: the network's error on %d isolated calibration emitters is %.2f × Mortensen's bound "
-                 "(uncertainty [nm] is scaled by it)", label, calibration["precision_emitters"],
-                 calibration["precision_scale"])  # fmt: skip
+    if calibration.get("precision_curve") is not None:
+        curve = calibration["precision_curve"]
+        log.info("%s: the network's precision on %d isolated emitters of the %s, per Mortensen bound (uncertainty "
+                 "[nm]): %s", label, calibration["precision_emitters"], calibration["precision_source"],
+                 ", ".join(f"{b:.3g} → {p:.3g} nm" for b, p in zip(curve["bound_nm"], curve["precision_nm"])))  # fmt: skip
     training = {
         "config_hash": fingerprint,
         "recipe": recipe,

@@ -167,16 +167,26 @@ class PatchDataModule(L.LightningDataModule):
             raise InputError(f"{self.patches_path}: the training patches have no contrast (std 0)")
         self.store = PatchStore(arrays["patches"], arrays["offsets"], arrays["xy"], self.meta, self.mean, self.std,
                                 upsample_inputs=upsample_inputs)  # fmt: skip
-        self.calibration = {k.removeprefix("calibration_"): arrays[k] for k in arrays if k.startswith("calibration_")}
+        self.sparse = {kind: {k.removeprefix(f"{kind}_"): arrays[k] for k in arrays if k.startswith(f"{kind}_")}
+                       for kind in ("calibration", "precision")}  # fmt: skip
+
+    def frames_set(self, kind: str) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The patch file's ``kind`` frames (``calibration`` or ``precision``, see
+        dstorm.simulation.simulate.sparse_frames) and the emitters inside each (camera pixels from its
+        corner); None where the file has none."""
+        c = self.sparse[kind]
+        if not c:
+            return None
+        xy, off = c["xy"].astype(np.float64), c["offsets"]
+        return c["frames"].astype(np.float32), [xy[off[k] : off[k + 1]] for k in range(len(c["frames"]))]
 
     def calibration_set(self) -> tuple[np.ndarray, list[np.ndarray], str]:
         """Raw frames, the emitters inside each (camera pixels from its corner) and what they are, for the
         threshold's calibration: the patch file's calibration frames (which look like the acquisitions),
         else the validation patches."""
-        if self.calibration:
-            c = self.calibration
-            xy, off = c["xy"].astype(np.float64), c["offsets"]
-            return c["frames"].astype(np.float32), [xy[off[k] : off[k + 1]] for k in range(len(c["frames"]))], "calibration frames"
+        found = self.frames_set("calibration")
+        if found is not None:
+            return *found, "calibration frames"
         offsets, xy = self.store.offsets.cpu().numpy(), self.store.xy.cpu().numpy().astype(np.float64)
         p, truth = self.store.p, []
         for i in self.val_index:

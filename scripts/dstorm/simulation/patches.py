@@ -22,10 +22,13 @@ array              shape, dtype        meaning
 ``meta``           JSON string         recipe and imaging parameters (see ``PatchSampler.meta``)
 =================  ==================  ==========================================================
 
-Optional (``training_set.calibration_frames`` > 0): ``calibration_frames`` (K, h, w) uint16,
-``calibration_offsets`` (K + 1,) int64 and ``calibration_xy`` (M, 2) float32, frames that look like the
-acquisitions and their emitters, on which training calibrates the detection threshold (see
-``dstorm.simulation.simulate.calibration_frames``). Files without them calibrate on the validation patches.
+Optional, for ``<kind>`` ``calibration`` (``training_set.calibration_frames`` > 0) and ``precision``
+(``training_set.precision_frames`` > 0): ``<kind>_frames`` (K, h, w) uint16, ``<kind>_offsets`` (K + 1,)
+int64 and ``<kind>_xy`` (M, 2) float32, frames that look like the acquisitions and their emitters (see
+``dstorm.simulation.simulate.sparse_frames``). Training calibrates the detection threshold on the
+calibration frames (files without them: on the validation patches) and measures the precision curve of
+``uncertainty [nm]`` on the isolated emitters of the precision frames (files without them: of the
+calibration frames).
 """
 
 from __future__ import annotations

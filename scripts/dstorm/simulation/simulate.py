@@ -19,6 +19,7 @@ from dstorm.architectures import common_frame_multiple
 from dstorm.config import seed_sequence_entropy
 from dstorm.errors import InputError
 from dstorm.io import save_arrays, write_localizations, write_stack
+from dstorm.photometry import PRECISION_DENSITY
 from dstorm.simulation.camera import camera_from_config
 from dstorm.simulation.emitters import (
     EmitterEvents,
@@ -277,15 +278,19 @@ def simulate_training_set(
         "coordinates": "xy in camera pixels from the patch corner; pixel j covers [j, j+1)",
     }
     log.info("%s/%s: %d patches from %d frames (%d candidates tried)", dataset["name"], label, n, sampler.frames_seen, sampler.candidates_tried)
-    calibration = calibration_frames(dataset, density=density, u=u, label=label)
-    if calibration:
-        meta["calibration"] = {
-            "frames": len(calibration["calibration_frames"]),
-            "frame_size_px": list(calibration["calibration_frames"].shape[1:]),
-            "photophysics": dataset["photophysics"],
-            "emitters": int(calibration["calibration_offsets"][-1]),
-        }
-    save_arrays(patches_path, meta, **arrays, **calibration)
+    extra = {}
+    for kind, at in (("calibration", density), ("precision", PRECISION_DENSITY)):
+        frames = sparse_frames(dataset, kind, density=at, u=u, label=label)
+        if frames:
+            meta[kind] = {
+                "frames": len(frames[f"{kind}_frames"]),
+                "frame_size_px": list(frames[f"{kind}_frames"].shape[1:]),
+                "density_per_um2": at,
+                "photophysics": dataset["photophysics"],
+                "emitters": int(frames[f"{kind}_offsets"][-1]),
+            }
+            extra.update(frames)
+    save_arrays(patches_path, meta, **arrays, **extra)
     return meta
 
 
@@ -316,20 +321,22 @@ def training_data(dataset: dict) -> dict:
 CALIBRATION_CROP_PX = 64
 
 
-def calibration_frames(dataset: dict, *, density: float, u: int, label: str) -> dict[str, np.ndarray]:
+def sparse_frames(dataset: dict, kind: str, *, density: float | list[float], u: int, label: str) -> dict[str, np.ndarray]:
     """Frames that look like the acquisitions (the dataset's own photophysics: with continuous blinking,
-    dim partial-frame emitters) on which training calibrates the detection threshold, with their emitters.
+    dim partial-frame emitters), with their emitters, beside the training set.
 
-    ``training_set.calibration_frames`` frames at the training density, each cropped to at most
-    :data:`CALIBRATION_CROP_PX` (a side every architecture takes at this U). Arrays (patch file, optional):
-    ``calibration_frames`` (K, h, w) uint16 ADU; ``calibration_offsets`` (K + 1,) int64 and
-    ``calibration_xy`` (M, 2) float32: the emitters of frame k inside the crop, camera pixels from its
-    corner (pixel j covers [j, j+1)). Empty without calibration frames (0)."""
-    n = int(dataset["training_set"].get("calibration_frames", 0))
+    ``kind`` ``calibration``: ``training_set.calibration_frames`` frames at the training density, on which
+    training calibrates the detection threshold; ``precision``: ``training_set.precision_frames`` frames at
+    :data:`dstorm.photometry.PRECISION_DENSITY`, whose isolated emitters measure the network's precision.
+    Each is cropped to at most :data:`CALIBRATION_CROP_PX` (a side every architecture takes at this U) and
+    drawn from a random stream of its own. Arrays (patch file, optional): ``<kind>_frames`` (K, h, w) uint16
+    ADU; ``<kind>_offsets`` (K + 1,) int64 and ``<kind>_xy`` (M, 2) float32: the emitters of frame k inside
+    the crop, camera pixels from its corner (pixel j covers [j, j+1)). Empty without such frames (0)."""
+    n = int(dataset["training_set"].get(f"{kind}_frames", 0))
     if n <= 0:
         return {}
     simulator = Simulator(dataset)
-    rngs = simulator.streams("calibration", label)
+    rngs = simulator.streams(kind, label)
     sim = simulator.draw(rngs, density=density, n_frames=n)
     crop = []
     for side in simulator.shape:
@@ -337,15 +344,15 @@ def calibration_frames(dataset: dict, *, density: float, u: int, label: str) -> 
         c -= c % common_frame_multiple(u)
         crop.append(c)
     h, w = crop
-    frames = np.concatenate(list(simulator.frames(sim, n, rngs["camera"], label=f"{dataset['name']}/{label} calibration")))
+    frames = np.concatenate(list(simulator.frames(sim, n, rngs["camera"], label=f"{dataset['name']}/{label} {kind}")))
     ev = sim.events
     x, y = ev.x_nm / simulator.pixel_size_nm, ev.y_nm / simulator.pixel_size_nm
     inside = (x < w) & (y < h)
     counts = np.bincount(ev.frame[inside], minlength=n)
-    log.info("%s/%s: %d calibration frames of %d × %d px (%s photophysics), %d emitters", dataset["name"], label, n, h, w,
-             dataset["photophysics"].get("model", "frames"), counts.sum())  # fmt: skip
+    log.info("%s/%s: %d %s frames of %d × %d px (%s photophysics), %d emitters", dataset["name"], label, n, kind, h,
+             w, dataset["photophysics"].get("model", "frames"), counts.sum())  # fmt: skip
     return {
-        "calibration_frames": np.ascontiguousarray(frames[:, :h, :w]).astype(np.uint16),
-        "calibration_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        "calibration_xy": np.column_stack([x[inside], y[inside]]).astype(np.float32),
+        f"{kind}_frames": np.ascontiguousarray(frames[:, :h, :w]).astype(np.uint16),
+        f"{kind}_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        f"{kind}_xy": np.column_stack([x[inside], y[inside]]).astype(np.float32),
     }

@@ -18,7 +18,7 @@ def main(smk) -> None:
     if smk.input.conditions:  # conditions estimated from the acquisitions, under the hand-typed keys
         dataset = apply_estimates(dataset, json.loads(open(smk.input.conditions[0], encoding="utf-8").read()))
     camera, sigma_nm = dataset_photometry(dataset)
-    keys = ("threshold", "neighbourhood", "batch_size", "precision", "render_pixel_nm", "render_sigma_nm", "drift")
+    keys = ("threshold", "neighbourhood", "batch_size", "precision", "compile", "render_pixel_nm", "render_sigma_nm", "drift")
     reconstruct(
         smk.input.frames,
         smk.input.model,

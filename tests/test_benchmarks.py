@@ -17,7 +17,7 @@ BENCH = REPO / "scripts" / "benchmarks"
         ("train_speed.py", ["--side", "32", "--batch", "2", "--repeats", "1", "--no-compile"], "| fp32 channels_last |"),
         ("reconstruct_speed.py", ["--frames", "12", "--upsampling", "1", "--train-steps", "0"], "| 12 |"),
         ("throughput.py", ["--upsampling", "2", "--sides", "16", "--repeats", "1", "--stage-frames", "4", "--skip-accuracy"],
-         "| fast | 32 | 16² |"),
+         "| fast | fp32 | 16² |"),
         ("plan_speed.py", ["--acquisitions", "4", "--repeats", "1"], "| 4 | half simulated | 1 |"),
         ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016"], "| epfl2016 | 1 | emccd |"),
         ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016", "--repeats", "2"], "| epfl2016 | 1 | 2/2 |"),

@@ -37,9 +37,10 @@ from common import dataset  # noqa: E402
 from dstorm.architectures import ARCHITECTURES  # noqa: E402
 from dstorm.evaluation.matching import match_localizations  # noqa: E402
 from dstorm.evaluation.metrics import efficiency, matched_errors  # noqa: E402
-from dstorm.model.modelfile import save_model  # noqa: E402
+from dstorm.model.modelfile import LoadedModel, save_model  # noqa: E402
 from dstorm.model.network import build_network, conv_macs, fold_batchnorm  # noqa: E402
-from dstorm.model.precision import autocast, choose_precision  # noqa: E402
+from dstorm.model.precision import choose_precision  # noqa: E402
+from dstorm.reconstruction import auto_batch_size  # noqa: E402
 
 
 def device_name(device: torch.device) -> str:
@@ -85,18 +86,36 @@ def inference_net(name: str, u: int, device):
     return fold_batchnorm(net).to(memory_format=torch.channels_last)
 
 
-def network_alone(name, u, side, precision, device, batch, repeats) -> dict:
+def network_alone(name, u, side, precision, device, batch, repeats, compiled=False) -> dict:
+    """The network on a ready input batch; ``compiled``: as reconstruction compiles it
+    (:meth:`dstorm.model.modelfile.LoadedModel.compile`), compile time excluded."""
     net = inference_net(name, u, device)
+    model = LoadedModel(net=net, info={"upsampling_factor": u, "normalization": {"mean": 0.0, "std": 1.0}},
+                        device=device, precision=precision)  # fmt: skip
     s = side * u if ARCHITECTURES[name].input_upsampled else side
-    x = torch.randn(batch, 1, s, s, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():  # an inference tensor, as reconstruction's (else the compiled graph recompiles)
+        x = torch.randn(batch, 1, s, s, device=device).contiguous(memory_format=torch.channels_last)
     flops = 2.0 * conv_macs(net, x[:1])
+    forward = model._forward
+    if compiled:
+        model.compile(batch, side, side)
+        forward = model.compiled
 
     def run():
-        with torch.inference_mode(), autocast(precision, device):
-            net(x)
+        with torch.inference_mode():
+            forward(x)
 
     seconds = timed(run, device, repeats) / batch
     return {"ms": 1000 * seconds, "gflop": flops / 1e9, "gflops": flops / seconds / 1e9, "fps": 1 / seconds}
+
+
+def variants(precisions) -> list[tuple[str, bool]]:
+    """(precision, compiled): every precision eager, and the last (what auto chooses) compiled too."""
+    return [(p, False) for p in precisions] + [(precisions[-1], True)]
+
+
+def label(precision: str, compiled: bool) -> str:
+    return f"{'fp32' if precision == '32' else precision}{', compiled' if compiled else ''}"
 
 
 def speed_tables(args, device, precisions) -> dict:
@@ -109,17 +128,20 @@ def speed_tables(args, device, precisions) -> dict:
     print("|---|---|---|---|---|---|---|---|")
     alone = {}
     for side in args.sides:
-        batch = max(1, min(64, (args.batch_pixels // (side * args.upsampling) ** 2)))
         for name in ARCHITECTURES:
-            for p in precisions:
-                b = batch * (16 if not ARCHITECTURES[name].input_upsampled else 1)
-                r = network_alone(name, args.upsampling, side, p, device, b, args.repeats)
-                alone[(name, p, side)] = r
-                print(f"| {name} | {p} | {side}² | {r['ms']:.2f} | {r['gflop']:.2f} | {r['gflops']:.0f} | "
-                      f"{r['gflops'] / roof[p]:.0%} | {r['fps']:.3g} |")  # fmt: skip
+            batch = auto_batch_size(side, side, args.upsampling, device, architecture_name=name)
+            for p, compiled in variants(precisions):
+                try:
+                    r = network_alone(name, args.upsampling, side, p, device, batch, args.repeats, compiled)
+                except Exception as exc:  # noqa: BLE001 - compiling needs a C++ compiler (CPU) or Triton (GPU)
+                    print(f"| {name} | {label(p, compiled)} | {side}² | compiling failed: {type(exc).__name__} |||||")
+                    continue
+                alone[(name, p, compiled, side)] = r
+                print(f"| {name} | {label(p, compiled)} | {side}² | {r['ms']:.2f} | {r['gflop']:.2f} | {r['gflops']:.0f} | "
+                      f"{r['gflops'] / roof[p]:.0%} | {r['fps']:.3g} |", flush=True)  # fmt: skip
     for side in args.sides:
         for p in precisions:
-            ratio = alone[("deepstorm", p, side)]["ms"] / alone[("fast", p, side)]["ms"]
+            ratio = alone[("deepstorm", p, False, side)]["ms"] / alone[("fast", p, False, side)]["ms"]
             print(f"\nfast vs deepstorm, {side}², {p}: {ratio:.0f}× the throughput")
     return alone
 
@@ -146,14 +168,17 @@ def whole_stage(args, device, precisions, alone, tmp: Path) -> None:
             save_model(model, build_network(name, {}, args.upsampling), name, upsampling_factor=args.upsampling,
                        normalization={"mean": 0.15, "std": 0.18}, weighting_factor=100.0, pixel_size_nm=100.0,
                        calibration={"threshold": 0.3})  # fmt: skip
-            for p in precisions:
-                out = tmp / f"out_{name}_{p}_{side}"
+            for p, compiled in variants(precisions):
+                out = tmp / f"out_{name}_{p}_{compiled}_{side}"
                 out.mkdir(exist_ok=True)
-                s = reconstruct(str(stack), str(model), outputs_in(out), pixel_size_nm=100.0, precision=p, device=str(device))
+                s = reconstruct(str(stack), str(model), outputs_in(out), pixel_size_nm=100.0, precision=p,
+                                compile=compiled, device=str(device))  # fmt: skip
                 fps = s["frames_per_second"]
-                net_fps = alone[(name, p, side)]["fps"]
-                print(f"| {name} | {p} | {side}² | {fps:.3g} | {net_fps:.3g} | {fps / net_fps:.0%} | "
-                      f"{s['localizations'] / s['frames']:.0f} |")  # fmt: skip
+                if s["compiled"] != compiled:
+                    continue  # compiling failed: the network-alone table says so
+                net_fps = alone[(name, p, compiled, side)]["fps"]
+                print(f"| {name} | {label(p, compiled)} | {side}² | {fps:.3g} | {net_fps:.3g} | {fps / net_fps:.0%} | "
+                      f"{s['localizations'] / s['frames']:.0f} |", flush=True)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------- accuracy
@@ -231,7 +256,6 @@ def main() -> None:
     parser.add_argument("--upsampling", type=int, default=8)
     parser.add_argument("--sides", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-pixels", type=int, default=4 * 512 * 512, help="network-input pixels per timed batch")
     parser.add_argument("--stage-frames", type=int, default=200)
     parser.add_argument("--skip-stage", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")

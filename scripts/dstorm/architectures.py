@@ -24,6 +24,11 @@ class Architecture:
     pads : the network pads other sides itself (and crops its output), so any frame fits.
     high_res_maps, camera_maps : float32 maps of the heatmap's size and of the frame's size that inference
         holds at once per frame (activations, the heatmap, peak finding): what the batch size is fitted to.
+    compile_after_mpx : ``reconstruction.compile: auto`` compiles the network for an acquisition with at
+        least this many megapixels of heatmap (frames × H·U × W·U): compiling costs 3–8 s, and at bf16 on a
+        CPU saves 30–150 ms per megapixel for the faithful network and 0.7–1.8 ms for the fast one (whole
+        stage and network alone, 64² and 256² frames, measured on an Intel Xeon with AMX,
+        scripts/benchmarks/throughput.py), so above these it repays itself.
     """
 
     name: str
@@ -33,6 +38,7 @@ class Architecture:
     pads: bool
     high_res_maps: int
     camera_maps: int
+    compile_after_mpx: float
 
     def frame_multiple(self, upsampling_factor: int) -> int:
         """Frame sides in camera pixels must be multiples of this at U = ``upsampling_factor``."""
@@ -50,10 +56,12 @@ class Architecture:
 
 ARCHITECTURES = {
     "deepstorm": Architecture(
-        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False, high_res_maps=6 * 32, camera_maps=0
+        "deepstorm", "DeepSTORMNet", input_upsampled=True, side_divisor=8, pads=False, high_res_maps=6 * 32, camera_maps=0,
+        compile_after_mpx=100.0,
     ),
     "fast": Architecture(
-        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True, high_res_maps=8, camera_maps=6 * 96
+        "fast", "FastNet", input_upsampled=False, side_divisor=4, pads=True, high_res_maps=8, camera_maps=6 * 96,
+        compile_after_mpx=5000.0,
     ),
 }  # fmt: skip
 DEFAULT_ARCHITECTURE = "deepstorm"

@@ -34,7 +34,7 @@ from dstorm.stack import StackError, TiffStack
 
 __all__ = [
     "reconstruct", "save_predictions", "outputs_in", "OUTPUT_FILES", "DEFAULT_THRESHOLD", "auto_batch_size",
-    "inference_model", "check_frame_size", "image_segments",
+    "inference_model", "check_frame_size", "image_segments", "choose_compile", "compile_for",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,45 @@ def inference_model(model_path: str, device: torch.device, precision="auto"):
     return model
 
 
+def choose_compile(requested, device: torch.device, precision: str, architecture_name: str,
+                   heatmap_mpx: float) -> tuple[bool, str]:
+    """``(compile, reason)`` for ``reconstruction.compile`` = ``requested`` (auto, true, false): auto compiles
+    on a CPU at bf16-mixed where the acquisition's heatmaps (``heatmap_mpx`` megapixels in all) reach the
+    architecture's ``compile_after_mpx`` (where compiling pays: in fp32 it gained nothing measurable; on
+    GPUs it is unmeasured). The reason is for the log."""
+    if requested is True or requested is False:
+        return requested, "as configured"
+    if requested != "auto":
+        raise ValueError(f"reconstruction.compile {requested!r}; expected auto, true or false")
+    if device.type != "cpu" or precision != "bf16-mixed":
+        return False, f"auto: compiled only on a CPU at bf16-mixed (here {device.type}, {precision})"
+    need = architecture(architecture_name).compile_after_mpx
+    if heatmap_mpx < need:
+        return False, f"auto: {heatmap_mpx:.3g} Mpx of heatmap, under the {need:g} Mpx where compiling pays"
+    return True, f"auto: bf16-mixed on a CPU, {heatmap_mpx:.3g} Mpx of heatmap (≥ {need:g})"
+
+
+def compile_for(model, requested, batch: int, h: int, w: int, n_frames: int) -> bool:
+    """Compile ``model`` for batches of ``batch`` frames of ``h × w`` where :func:`choose_compile` says so;
+    where compiling fails, the model stays uncompiled. Logs what was done and why; returns whether it is
+    compiled."""
+    u = model.upsampling_factor
+    wanted, why = choose_compile(requested, model.device, model.precision, model.info["architecture"],
+                                 n_frames * h * w * u * u / 1e6)  # fmt: skip
+    if not wanted:
+        log.info("inference: not compiled (%s)", why)
+        return False
+    t0 = time.perf_counter()
+    try:
+        model.compile(batch, h, w)
+    except Exception as exc:  # noqa: BLE001 - any failure of the compiler: run uncompiled
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        log.warning("inference: compiling failed (%s: %s); running uncompiled", type(exc).__name__, reason)
+        return False
+    log.info("inference: compiled in %.1f s (%s)", time.perf_counter() - t0, why)
+    return True
+
+
 def check_frame_size(stack_path, h: int, w: int, model) -> None:
     """A clear error where the model's architecture cannot take frames of ``h × w`` camera pixels."""
     arch = architecture(model.info["architecture"])
@@ -143,6 +182,7 @@ def reconstruct(
     neighbourhood: int = DEFAULTS["neighbourhood"],
     batch_size=DEFAULTS["batch_size"],
     precision=DEFAULTS["precision"],
+    compile=DEFAULTS["compile"],
     render_pixel_nm: float = DEFAULTS["render_pixel_nm"],
     render_sigma_nm: float = DEFAULTS["render_sigma_nm"],
     drift: dict | None = None,
@@ -188,6 +228,7 @@ def reconstruct(
             stack_path, n, h, w, stack.dtype, h * u, w * u, pixel_size_nm / u, model_path, u, device, batch,
             rel_threshold, weight,
         )  # fmt: skip
+        compiled = compile_for(model, compile, batch, h, w, n)
         photometry = None
         if camera is not None and psf_sigma_nm is not None:
             cal = model.info.get("calibration") or {}
@@ -214,7 +255,7 @@ def reconstruct(
     summary.update(
         acquisition=str(stack_path), model=str(model_path), upsampling_factor=u, threshold=rel_threshold,
         heatmap_sigma_px=float(model.info.get("heatmap_sigma_px", 1.0)), batch_size=batch, device=str(device),
-        architecture=model.info["architecture"], precision=model.precision, drift=estimate.summary(),
+        architecture=model.info["architecture"], precision=model.precision, compiled=compiled, drift=estimate.summary(),
         render_pixel_nm=render_pixel_nm, render_sigma_nm=render_sigma_nm,
         photometry=None if photometry is None else {"camera": camera["model"], "psf_sigma_nm": photometry[1],
                                                     "precision_curve": (model.info.get("calibration") or {}).get("precision_curve")},

@@ -26,7 +26,7 @@ def cross_evaluate(
     """Reconstruct ``frames`` with ``model`` in a temporary folder and score it like
     :func:`evaluate_acquisition`, keeping only the metrics: the benchmark's other (acquisition, model)
     pairs."""
-    recon_opts = {k: v for k, v in (reconstruction or {}).items() if k in ("threshold", "neighbourhood", "batch_size", "precision")}
+    recon_opts = {k: v for k, v in (reconstruction or {}).items() if k in ("threshold", "neighbourhood", "batch_size", "precision", "compile")}
     with tempfile.TemporaryDirectory(prefix="dstorm-cross-") as tmp:
         outs = outputs_in(tmp)
         reconstruct(frames, model, outs, pixel_size_nm=pixel_size_nm, **recon_opts)

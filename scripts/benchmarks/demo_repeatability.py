@@ -11,8 +11,8 @@ rounding alone.
 
 Usage:
     .venv/bin/python scripts/benchmarks/demo_repeatability.py                       # the demo as it is (~10 min)
-    .venv/bin/python scripts/benchmarks/demo_repeatability.py --set training.architecture=fast \\
-        --set training.steps_per_epoch=240
+    .venv/bin/python scripts/benchmarks/demo_repeatability.py --set training.architecture=deepstorm \\
+        --set training.steps_per_epoch=60 --set training.batch_size=4    # the faithful network's demo recipe
 """
 
 from __future__ import annotations

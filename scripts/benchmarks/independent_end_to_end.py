@@ -48,7 +48,7 @@ from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.system import PatchDataModule  # noqa: E402
 from dstorm.training import THRESHOLD_GRID as GRID  # noqa: E402
-from dstorm.training import CRITERION_KEYS, best_index, calibrate_threshold, threshold_curve  # noqa: E402
+from dstorm.training import CRITERION_KEYS, best_index, calibrate_threshold, smooth_best_threshold, threshold_curve  # noqa: E402
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -174,12 +174,17 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     for source, curve in curves.items():
         if not curve:
             continue
+        log_t = np.log(curve["threshold"])
         for criterion, key in CRITERION_KEYS.items():
-            k = best_index(curve[key])
+            t = smooth_best_threshold(curve["threshold"], curve[key])  # as calibrate_threshold chooses it
+            at = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy,
+                                 tolerance_nm, grid=(t,))[0]  # fmt: skip
+            own = {k: float(np.interp(np.log(t), log_t, np.asarray(curve[k], dtype=float)))  # between grid points
+                   for k in ("jaccard", "efficiency_pct")}  # fmt: skip
             out.setdefault("calibrated", []).append({
-                "source": source, "criterion": criterion, "threshold": curve["threshold"][k],
-                "validation_jaccard": curve["jaccard"][k], "validation_efficiency": curve["efficiency_pct"][k],
-                "jaccard": stack[k]["jaccard"], "rmse": stack[k]["rmse_nm"], "efficiency": stack[k]["efficiency_pct"],
+                "source": source, "criterion": criterion, "threshold": t,
+                "validation_jaccard": own["jaccard"], "validation_efficiency": own["efficiency_pct"],
+                "jaccard": at["jaccard"], "rmse": at["rmse_nm"], "efficiency": at["efficiency_pct"],
             })  # fmt: skip
     return out
 

@@ -12,7 +12,8 @@ rounding alone.
 Usage:
     .venv/bin/python scripts/benchmarks/demo_repeatability.py                       # the demo as it is (~10 min)
     .venv/bin/python scripts/benchmarks/demo_repeatability.py --set training.architecture=deepstorm \\
-        --set training.steps_per_epoch=60 --set training.batch_size=4    # the faithful network's demo recipe
+        --set training.steps_per_epoch=60 --set training.batch_size=4 --set training_set.frames=100 \\
+        --set training_set.patches_per_frame=50 --set training_set.max_patches=4000    # the demo before e9aa5d1
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def smooth_best_threshold(thresholds, values, half_window: int = SMOOTH_HALF_WIN
     in rounding; where the Jaccard index falls steeply, as it does at the efficiency's maximum, one step costs
     several points. The fit averages the jaggedness and moves continuously with the curve."""
     t = np.asarray(thresholds, dtype=float)
-    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+    v = np.asarray(values, dtype=float)  # None (no matched pair) reads as NaN
     i = best_index(v)
     lo, hi = max(0, i - half_window), min(len(t), i + half_window + 1)
     x, y = np.log(t[lo:hi]), v[lo:hi]

@@ -182,6 +182,29 @@ def test_training_writes_model_history_and_curves(tiny_patches, tmp_path):
     assert not (tmp_path / "ck").exists()  # checkpoints are removed after success
 
 
+def test_weight_averaging_puts_the_validated_average_in_the_model_file(tiny_patches, tmp_path):
+    """With ``ema_decay`` the model file holds the averaged weights that validation scored (the best
+    epoch's validation loss is that of the file's weights), and they differ from the last step's weights
+    (the same run without averaging: same seed, same batches)."""
+    recipe = {**TINY_RECIPE, "epochs": 3, "steps_per_epoch": 4, "precision": "32", "ema_decay": 0.7}
+    paths = lambda tag: [tmp_path / f"{tag}.pt", tmp_path / f"{tag}.csv", tmp_path / f"{tag}.png"]  # noqa: E731
+    record = train_model(tiny_patches, *paths("ema"), checkpoint_dir=tmp_path / "ck1", recipe=recipe, seed=2)
+    train_model(tiny_patches, *paths("last"), checkpoint_dir=tmp_path / "ck2", recipe={**recipe, "ema_decay": 0}, seed=2)
+    ema, last = (load_model(tmp_path / f"{tag}.pt") for tag in ("ema", "last"))
+    assert ema.info["training"]["recipe"]["ema_decay"] == 0.7
+    differ = [k for k, v in ema.net.state_dict().items() if v.is_floating_point()
+              and not torch.equal(v, last.net.state_dict()[k])]  # fmt: skip
+    assert len(differ) > 0.9 * sum(v.is_floating_point() for v in ema.net.state_dict().values())
+
+    data = PatchDataModule(tiny_patches, batch_size=4, steps_per_epoch=4, validation_fraction=recipe.get(
+        "validation_fraction", DEFAULT_RECIPE["validation_fraction"]), seed=2)  # fmt: skip
+    module = DeepSTORMModule(network={"bn_momentum": 0.1})
+    module.net.load_state_dict(ema.net.state_dict())
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (scores,) = trainer.validate(module, datamodule=data, verbose=False)
+    assert scores["val_loss"] == pytest.approx(record["best_val_loss"], rel=1e-5)
+
+
 def test_the_default_recipe_is_the_official_one_read_from_the_schema(tmp_path):
     """The library's recipe is the schema's ``training`` defaults (their one owner), and those are the
     official recipe (shared/reference/deep-storm.md): Adam 1e-3, batch 16, 400 steps × 100 epochs,

@@ -10,7 +10,7 @@ set, acquisitions, seed) are the same in every variant, so the spread is the tra
 rounding alone.
 
 Usage:
-    .venv/bin/python scripts/benchmarks/demo_repeatability.py                       # the demo as it is (~10 min)
+    .venv/bin/python scripts/benchmarks/demo_repeatability.py                       # the demo as it is (~13 min)
     .venv/bin/python scripts/benchmarks/demo_repeatability.py --set training.architecture=deepstorm \\
         --set training.steps_per_epoch=60 --set training.batch_size=4 --set training_set.frames=100 \\
         --set training_set.patches_per_frame=50 --set training_set.max_patches=4000    # the demo before e9aa5d1

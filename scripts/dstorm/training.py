@@ -22,7 +22,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from dstorm.config import config_hash
 from dstorm.defaults import schema_defaults
@@ -365,13 +366,17 @@ def train_model(
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
+    callbacks = [history, best]
+    if recipe["ema_decay"] > 0:  # validation, checkpoints and the model file then hold the averaged weights
+        # every step, one fused lerp over all tensors (the demo's 4,800 steps: 6.4 s an epoch instead of 5.2)
+        callbacks.insert(0, WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(float(recipe["ema_decay"]))))
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
         precision=precision,
         max_epochs=recipe["epochs"],
         deterministic=deterministic,
-        callbacks=[history, best],
+        callbacks=callbacks,
         logger=False,
         default_root_dir=ckpt_dir,
         enable_progress_bar=os.isatty(2),

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -234,29 +235,37 @@ train_model({patches!r}, {out!r} + "/model.pt", {out!r} + "/history.csv", {out!r
 """
 
 
-def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path):
-    recipe = {**TINY_RECIPE, "epochs": 12, "steps_per_epoch": 6}
-    run = lambda log: [sys.executable, "-c", DRIVER.format(  # noqa: E731
-        scripts=str(REPO / "scripts"), log=str(log), patches=str(tiny_patches), out=str(tmp_path), recipe=recipe)]
-    first_log = tmp_path / "first.log"
-    proc = subprocess.Popen(run(first_log))
+def _train_command(tiny_patches, out, log, recipe) -> list[str]:
+    return [sys.executable, "-c", DRIVER.format(scripts=str(REPO / "scripts"), log=str(log), patches=str(tiny_patches),
+                                                out=str(out), recipe=recipe)]  # fmt: skip
+
+
+def _kill_after_epoch(command: list[str], log: Path, epoch: int, of: int) -> None:
+    """Start a training run and SIGKILL it, as the scheduler does at a time limit or pre-emption, once its log
+    says that ``epoch`` of ``of`` is done."""
+    proc = subprocess.Popen(command)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if first_log.exists() and "epoch 3/12 done" in first_log.read_text():
+            if log.exists() and f"epoch {epoch}/{of} done" in log.read_text():
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "training finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)  # as the scheduler does at a time limit or pre-emption
+        os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path):
+    recipe = {**TINY_RECIPE, "epochs": 12, "steps_per_epoch": 6}
+    _kill_after_epoch(_train_command(tiny_patches, tmp_path, tmp_path / "first.log", recipe), tmp_path / "first.log", 3, 12)
     assert not (tmp_path / "model.pt").exists()
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
     second_log = tmp_path / "second.log"
-    subprocess.run(run(second_log), check=True, timeout=300)
+    subprocess.run(_train_command(tiny_patches, tmp_path, second_log, recipe), check=True, timeout=300)
     text = second_log.read_text()
     assert "resuming from" in text and "epoch 0 (untrained)" not in text
     trained = [int(line.split("epoch ")[1].split("/")[0]) for line in text.splitlines() if " done: " in line]
@@ -266,6 +275,22 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_patches, tmp_path
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == list(range(13))  # epochs of both runs, none twice
     assert load_model(tmp_path / "model.pt").info["training"]["epochs"] == 12
+
+
+def test_a_resumed_run_with_the_weight_average_ends_where_an_uninterrupted_one_does(tiny_patches, tmp_path):
+    """With ``ema_decay`` a checkpoint holds the average and the last step's weights; a resumed run must
+    restore both (and the optimiser's state): its model file then has the very weights of a run never killed.
+    Restored from the average alone, the training would go on from the averaged weights and end elsewhere."""
+    recipe = {**TINY_RECIPE, "epochs": 4, "steps_per_epoch": 6, "ema_decay": 0.9}
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    _kill_after_epoch(_train_command(tiny_patches, killed, tmp_path / "first.log", recipe), tmp_path / "first.log", 2, 4)
+    subprocess.run(_train_command(tiny_patches, killed, tmp_path / "second.log", recipe), check=True, timeout=300)
+    assert "resuming from" in (tmp_path / "second.log").read_text()
+    subprocess.run(_train_command(tiny_patches, whole, tmp_path / "whole.log", recipe), check=True, timeout=300)
+    resumed, uninterrupted = (load_model(d / "model.pt").net.state_dict() for d in (killed, whole))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), \
+        [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])]
 
 
 def test_calibration_frames_look_like_the_acquisitions_while_training_frames_follow_their_override(tmp_path):

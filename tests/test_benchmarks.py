@@ -8,6 +8,9 @@ import pytest
 from conftest import REPO
 
 BENCH = REPO / "scripts" / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from common import PICASSO_PYTHON  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -31,7 +34,7 @@ def test_benchmark_prints_its_table(script, args, expected):
 
 def test_independent_simulator_benchmark_prints_its_table():
     """Needs Picasso in build/picasso-venv (the benchmark makes it with pip on its first run, minutes)."""
-    if not (REPO / "build" / "picasso-venv" / "bin" / "python").exists():
+    if not PICASSO_PYTHON.exists():
         pytest.skip("build/picasso-venv is absent (run scripts/benchmarks/independent.py once to make it)")
     args = ["--cameras", "scmos", "--densities", "2", "--kinetics", "short on-times", "--photons", "2000 ± 0",
             "--frames", "60", "--density", "ratio", "--shared", "/nonexistent"]  # fmt: skip

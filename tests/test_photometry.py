@@ -191,10 +191,12 @@ def test_picassos_own_reader_loads_the_export(tmp_path):
     """Picasso's io.load_locs (picassosr in build/picasso-venv, which scripts/benchmarks/independent.py makes;
     Picasso cannot share the project's environment: it pins pandas < 3)."""
     import subprocess
+    import sys
 
     from conftest import REPO
 
-    python = REPO / "build" / "picasso-venv" / "bin" / "python"
+    sys.path.insert(0, str(REPO / "scripts" / "benchmarks"))
+    from common import PICASSO_PYTHON as python
     if not python.exists():
         pytest.skip(f"Picasso not installed at {python} (made by scripts/benchmarks/independent.py)")
     rows = np.array([[1, 1, 150.0, 250.0, 110.0, 2000.0, 20.0, 8.0, 3.0, 0.5],

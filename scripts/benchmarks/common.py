@@ -3,14 +3,25 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dstorm.config import resolve_camera  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+#: Picasso's own virtual environment (independent.py makes it; Picasso pins pandas < 3, so it cannot share ours)
+PICASSO_VENV = REPO / "build" / "picasso-venv"
+PICASSO_PYTHON = PICASSO_VENV / "bin" / "python"
 
 STRUCTURES = {
     "uniform": {"type": "uniform"},
@@ -72,3 +83,51 @@ def child_table(script: str, flag: str, title: str, header: list[str], arg: str 
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     print("| " + " | ".join(values) + " |")
+
+
+def run_workflow(work: Path, config: dict, log, *targets: str, keep_going: bool = False) -> float:
+    """The real workflow on ``config`` (written to ``work``/config.yaml) in the folder ``work``, 2 cores, its
+    output into the open file ``log``; returns the wall time in seconds. Raises on failure unless
+    ``keep_going`` (then the caller reads what was made)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    t0 = time.perf_counter()
+    cmd = [str(SNAKEMAKE), *targets, "-s", str(SNAKEFILE), "-d", str(work), "--cores", "2",
+           "--configfile", str(work / "config.yaml"), *(["--keep-going"] if keep_going else [])]  # fmt: skip
+    subprocess.run(cmd, check=not keep_going, stdout=log, stderr=subprocess.STDOUT,
+                   env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def stack_peaks(model, tif: Path, threshold: float) -> dict:
+    """The peaks of ``model`` (dstorm.model.modelfile.LoadedModel) on every frame of the stack ``tif`` above
+    ``threshold`` × its weighting factor, without drift correction: frame (from 1), x/y in nm, peak value."""
+    import numpy as np
+    import tifffile
+
+    from dstorm.localization import find_peaks
+
+    u, weight = model.upsampling_factor, float(model.info["weighting_factor"])
+    pixel = float(model.info["pixel_size_nm"])
+    frames = tifffile.imread(tif).astype(np.float32)
+    found = {"frame": [], "xy": [], "peak": []}
+    for start in range(0, len(frames), 16):
+        peaks = find_peaks(model.predict(frames[start : start + 16]), upsampling_factor=u, threshold=threshold * weight)
+        found["frame"].append(peaks.index.numpy() + start + 1)
+        found["xy"].append(np.column_stack([peaks.x_px.numpy(), peaks.y_px.numpy()]) * pixel)
+        found["peak"].append(peaks.peak.numpy())
+    return {k: np.concatenate(v) for k, v in found.items()}
+
+
+def score_peaks(found: dict, weighting_factor: float, csv: Path, grid, tolerance_nm: float = 250.0) -> list[dict]:
+    """``found`` (:func:`stack_peaks`) scored against the ground truth ``csv`` (ThunderSTORM CSV) at each fixed
+    threshold of ``grid`` (× the weighting factor): a row per threshold with the Jaccard index, RMSE and
+    efficiency (dstorm.training.threshold_curve)."""
+    import numpy as np
+    import pandas as pd
+
+    from dstorm.training import threshold_curve
+
+    gt = pd.read_csv(csv)
+    return threshold_curve(found["frame"], found["xy"], found["peak"], weighting_factor, gt["frame"].to_numpy(),
+                           gt[["x [nm]", "y [nm]"]].to_numpy(np.float64), tolerance_nm, grid=tuple(grid))  # fmt: skip

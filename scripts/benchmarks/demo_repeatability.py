@@ -7,10 +7,14 @@ run) under several arithmetic variants of the same data — training and reconst
 channels-last layout (another convolution kernel) — optionally with recipe overrides, and prints per
 acquisition the Jaccard index and efficiency of each variant and their spread (max − min). The data (training
 set, acquisitions, seed) are the same in every variant, so the spread is the training's sensitivity to
-rounding alone.
+rounding alone. A second table rescores each variant's models at the same fixed thresholds: where the
+variants agree there and not at their calibrated thresholds, the calibration makes the spread; where they
+differ there too, the models do.
 
 Usage:
     .venv/bin/python scripts/benchmarks/demo_repeatability.py                       # the demo as it is (~13 min)
+    .venv/bin/python scripts/benchmarks/demo_repeatability.py --set seed=2          # the same recipe, other data
+    .venv/bin/python scripts/benchmarks/demo_repeatability.py --rescore-only        # only the fixed-threshold table
     .venv/bin/python scripts/benchmarks/demo_repeatability.py --set training.architecture=deepstorm \\
         --set training.steps_per_epoch=60 --set training.batch_size=4 --set training_set.frames=100 \\
         --set training_set.patches_per_frame=50 --set training_set.max_patches=4000    # the demo before e9aa5d1
@@ -20,22 +24,22 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import subprocess
+import json
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import run_workflow, score_peaks, stack_peaks  # noqa: E402
+
+from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.precision import cpu_has_native_bf16  # noqa: E402
-
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 #: arithmetic variants: precision of training and reconstruction, channels-last layout in training
 VARIANTS = {
     "bf16": {"precision": "bf16-mixed", "channels_last": True},
@@ -67,13 +71,34 @@ def merge(base: dict, over: dict) -> dict:
 
 def run(work: Path, config: dict) -> tuple[pd.DataFrame, float]:
     work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    t0 = time.perf_counter()
     with open(work / "snakemake.log", "w") as log:
-        subprocess.run([str(SNAKEMAKE), "results/summary.csv", "-s", str(SNAKEFILE), "-d", str(work), "--cores", "2",
-                        "--configfile", str(work / "config.yaml")], check=True, stdout=log,
-                       stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
-    return pd.read_csv(work / "results" / "summary.csv"), time.perf_counter() - t0
+        seconds = run_workflow(work, config, log, "results/summary.csv")
+    return pd.read_csv(work / "results" / "summary.csv"), seconds
+
+
+def fixed_threshold_table(work: Path, names: list[str], thresholds: list[float]) -> None:
+    """Each variant's model of each acquisition rescored at the same fixed thresholds (outputs before drift
+    correction): whether the variants' figures differ because the models do or because their calibrated
+    thresholds do."""
+    print(f"\nAt fixed thresholds (× weighting factor; before drift correction): Jaccard / efficiency; "
+          f"the calibrated threshold\n")
+    print("| acquisition | variant | " + " | ".join(f"{t:g}" for t in thresholds) + " | calibrated |")
+    print("|---|---|" + "---|" * (len(thresholds) + 1))
+    acquisitions = pd.read_csv(work / names[0] / "results" / "summary.csv")[["dataset", "acquisition"]]
+    for ds, acq in acquisitions.itertuples(index=False):
+        spread = []
+        for name in names:
+            results = work / name / "results"
+            rec = json.loads((results / "reconstruct" / ds / acq / "reconstruction.json").read_text())
+            model = load_model(work / name / rec["model"])
+            found = stack_peaks(model, results / "simulate" / ds / acq / "frames.tif", min(thresholds))
+            rows = score_peaks(found, float(model.info["weighting_factor"]),
+                               results / "simulate" / ds / acq / "ground_truth.csv", thresholds)  # fmt: skip
+            spread.append([r["jaccard"] for r in rows])
+            cells = [f"{r['jaccard']:.3f} / {r['efficiency_pct']:.1f}" for r in rows]
+            print(f"| {acq} | {name} | " + " | ".join(cells) + f" | {rec['threshold']:.4f} |")
+        ptp = 100 * np.ptp(np.asarray(spread), axis=0)
+        print(f"| {acq} | Jaccard spread, points | " + " | ".join(f"{x:.1f}" for x in ptp) + " | |")
 
 
 def main() -> None:
@@ -83,12 +108,21 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override of every dataset's config, e.g. training.architecture=fast (repeatable)")
     ap.add_argument("--work", type=Path, default=REPO / "build" / "demo-repeatability")
+    ap.add_argument("--fixed-thresholds", default="0.02,0.03,0.04,0.05", metavar="T,T,...",
+                    help="rescore every variant's models at these thresholds (× weighting factor); '' skips it")
+    ap.add_argument("--rescore-only", action="store_true",
+                    help="no workflow runs: only the fixed-threshold table of the runs already in --work")
     args = ap.parse_args()
 
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     over = parse_set(args.set)
+    names = args.variants.split(",")
+    thresholds = [float(t) for t in args.fixed_thresholds.split(",") if t.strip()]
+    if args.rescore_only:
+        fixed_threshold_table(args.work, names, thresholds)
+        return
     rows, times = [], {}
-    for name in args.variants.split(","):
+    for name in names:
         v = VARIANTS[name]
         config = copy.deepcopy(base)
         for ds_name, ds in config["datasets"].items():
@@ -102,7 +136,6 @@ def main() -> None:
             rows.append({"variant": name, "acquisition": r["acquisition"], "jaccard": r["jaccard"],
                          "efficiency": r["efficiency_pct"], "rmse": r["rmse_lat_nm"]})  # fmt: skip
     df = pd.DataFrame(rows)
-    names = args.variants.split(",")
     print(f"\nDemo repeatability ({', '.join(args.set) or 'the demo as configured'}): Jaccard / efficiency / RMSE nm\n")
     print("| acquisition | " + " | ".join(names) + " | Jaccard spread, points | efficiency spread |")
     print("|---|" + "---|" * (len(names) + 2))
@@ -112,6 +145,8 @@ def main() -> None:
         js, es = 100 * (g.jaccard.max() - g.jaccard.min()), g.efficiency.max() - g.efficiency.min()
         print(f"| {acq} | " + " | ".join(cells) + f" | {js:.1f} | {es:.1f} |")
     print("\nWall time per run, s: " + ", ".join(f"{k} {t:.0f}" for k, t in times.items()))
+    if thresholds:
+        fixed_threshold_table(args.work, names, thresholds)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import PICASSO_PYTHON, run_workflow  # noqa: E402
 from dstorm.drift import estimate_drift, read_drift, residual_rms  # noqa: E402
 from dstorm.evaluation.metrics import localization_metrics  # noqa: E402
 
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-PICASSO_PYTHON = REPO / "build" / "picasso-venv" / "bin" / "python"
 DRIFT = {"velocity_nm_per_frame": [0.01, -0.006], "random_walk_nm": 0.05, "sinusoid_amplitude_nm": [20, 10],
          "sinusoid_period_frames": 5000}  # fmt: skip
 
@@ -78,13 +76,6 @@ def config(frames: int, densities: list[float], models: dict[str, str] | None = 
         still = dataset(frames, [d for d in densities if models[label(d)] == model], drift=False)
         out[f"still_{Path(model).parent.name.removeprefix('density_')}"] = {**still, "model": model}
     return {"datasets": out}
-
-
-def run_workflow(work: Path, cfg: dict, log) -> None:
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(work), "--cores", "2",
-                    "--configfile", str(work / "config.yaml")], check=True, stdout=log, stderr=subprocess.STDOUT,
-                   env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
 
 
 def picasso_drift(loc: pd.DataFrame, n_frames: int, method: str, work: Path) -> tuple[np.ndarray, np.ndarray] | None:

@@ -36,10 +36,11 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import PICASSO_PYTHON, PICASSO_VENV  # noqa: E402
 from dstorm.estimation.run import estimate_dataset  # noqa: E402
 
-VENV = REPO / "build" / "picasso-venv"
 PICASSO = "picassosr==0.11.3"
 QE = {"emccd": 0.9, "scmos": 0.72, "ideal": 1.0}  # picasso_stack.CAMERAS (it runs in the other venv)
 KINETICS = {  # Picasso's bright (on) and dark times, ms, at 100 ms frames
@@ -56,10 +57,10 @@ BACKGROUND = 20.0
 
 
 def picasso_python() -> Path:
-    python = VENV / "bin" / "python"
+    python = PICASSO_PYTHON
     if not python.exists():
-        print(f"making {VENV} with {PICASSO} (once; a few minutes)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        print(f"making {PICASSO_VENV} with {PICASSO} (once; a few minutes)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PICASSO_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", PICASSO], check=True)
     return python
 

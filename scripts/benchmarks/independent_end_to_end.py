@@ -26,32 +26,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import run_workflow, score_peaks, stack_peaks  # noqa: E402
 from independent import BACKGROUND, KINETICS, PHOTONS, SIGMA_PX, add_one_frame_events, stacks  # noqa: E402
 
-from dstorm.localization import find_peaks  # noqa: E402
 from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.system import PatchDataModule  # noqa: E402
 from dstorm.training import THRESHOLD_GRID as GRID  # noqa: E402
-from dstorm.training import CRITERION_KEYS, best_index, calibrate_threshold, smooth_best_threshold, threshold_curve  # noqa: E402
+from dstorm.training import CRITERION_KEYS, best_index, calibrate_threshold, smooth_best_threshold  # noqa: E402
 
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 #: A CPU recipe (as the demo's): U = 4, 16-px patches, 800 steps of 8 patches (about 4 min per model on 2 cores).
 RECIPE = {
     "training_set": {"frames": 200, "upsampling_factor": 4, "patch_size_px": 16, "patches_per_frame": 50,
@@ -131,32 +124,13 @@ def dataset_config(variant: str, *, tif: Path, csv: Path, camera: str, density: 
     return ds
 
 
-def run_workflow(work: Path, config: dict, log) -> float:
-    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    t0 = time.perf_counter()
-    cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(work), "--cores", "2", "--configfile",
-           str(work / "config.yaml"), "--keep-going"]  # fmt: skip
-    subprocess.run(cmd, check=False, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    return time.perf_counter() - t0
-
-
 def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, tolerance_nm: float = 250.0) -> dict:
     """The model on the whole stack at every fixed threshold of GRID, scored against the truth: the best
     fixed threshold by Jaccard and by efficiency (what a perfect calibration would have chosen)."""
     model = load_model(model_path)
-    u, weight = model.upsampling_factor, float(model.info["weighting_factor"])
-    pixel = float(model.info["pixel_size_nm"])
-    frames = tifffile.imread(tif).astype(np.float32)
-    found = {"frame": [], "xy": [], "peak": []}
-    for start in range(0, len(frames), 16):
-        peaks = find_peaks(model.predict(frames[start : start + 16]), upsampling_factor=u, threshold=GRID[0] * weight)
-        found["frame"].append(peaks.index.numpy() + start + 1)
-        found["xy"].append(np.column_stack([peaks.x_px.numpy(), peaks.y_px.numpy()]) * pixel)
-        found["peak"].append(peaks.peak.numpy())
-    found = {k: np.concatenate(v) for k, v in found.items()}
-    gt = pd.read_csv(csv)
-    gt_xy = gt[["x [nm]", "y [nm]"]].to_numpy(np.float64)
-    stack = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy, tolerance_nm)
+    weight = float(model.info["weighting_factor"])
+    found = stack_peaks(model, tif, GRID[0])
+    stack = score_peaks(found, weight, csv, GRID, tolerance_nm)
     by_j = stack[best_index([r["jaccard"] for r in stack])]
     by_e = stack[best_index([r["efficiency_pct"] for r in stack])]
     out = {"best_jaccard": by_j["jaccard"], "best_jaccard_threshold": by_j["threshold"],
@@ -177,8 +151,7 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
         log_t = np.log(curve["threshold"])
         for criterion, key in CRITERION_KEYS.items():
             t = smooth_best_threshold(curve["threshold"], curve[key])  # as calibrate_threshold chooses it
-            at = threshold_curve(found["frame"], found["xy"], found["peak"], weight, gt["frame"].to_numpy(), gt_xy,
-                                 tolerance_nm, grid=(t,))[0]  # fmt: skip
+            at = score_peaks(found, weight, csv, (t,), tolerance_nm)[0]
             own = {k: float(np.interp(np.log(t), log_t, np.asarray(curve[k], dtype=float)))  # between grid points
                    for k in ("jaccard", "efficiency_pct")}  # fmt: skip
             out.setdefault("calibrated", []).append({
@@ -237,7 +210,7 @@ def main() -> None:
         work = folder / "workflow"
         work.mkdir(exist_ok=True)
         with open(folder / "workflow.log", "w") as log:
-            seconds = run_workflow(work, {"datasets": datasets}, log)
+            seconds = run_workflow(work, {"datasets": datasets}, log, keep_going=True)
         print(f"workflow: {len(datasets)} datasets in {seconds:.0f} s (log: {folder / 'workflow.log'})", file=sys.stderr)
         for name, (stack, variant, truth, tif, csv) in conditions.items():
             rows.append((stack, variant, truth, scores(work, name, tif, csv)))

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset  # noqa: E402
+from common import dataset, run_workflow  # noqa: E402
 
 from dstorm.evaluation.metrics import localization_metrics  # noqa: E402
 from dstorm.paths import JOBS  # noqa: E402
@@ -91,7 +91,7 @@ def ours(models: list[str], camera_name: str, frames: int) -> None:
 
 def picasso(frames: int, keep: str | None) -> None:
     from independent import stacks
-    from independent_end_to_end import dataset_config, run_workflow
+    from independent_end_to_end import dataset_config
 
     with tempfile.TemporaryDirectory(prefix="dstorm-photometry-") as tmp:
         folder = Path(keep or tmp)
@@ -111,7 +111,7 @@ def picasso(frames: int, keep: str | None) -> None:
         work = folder / "workflow"
         work.mkdir(exist_ok=True)
         with open(folder / "workflow.log", "w") as log:
-            seconds = run_workflow(work, {"datasets": datasets}, log)
+            seconds = run_workflow(work, {"datasets": datasets}, log, keep_going=True)
         print(f"workflow: {len(datasets)} datasets in {seconds:.0f} s (log: {folder / 'workflow.log'})", file=sys.stderr)
         results = work / "results"
         for name, st in found.items():

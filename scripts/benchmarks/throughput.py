@@ -39,7 +39,7 @@ from dstorm.evaluation.matching import match_localizations  # noqa: E402
 from dstorm.evaluation.metrics import efficiency, matched_errors  # noqa: E402
 from dstorm.model.modelfile import LoadedModel, save_model  # noqa: E402
 from dstorm.model.network import build_network, conv_macs, fold_batchnorm  # noqa: E402
-from dstorm.model.precision import choose_precision  # noqa: E402
+from dstorm.model.precision import choose_precision, cpu_has_native_bf16  # noqa: E402
 from dstorm.reconstruction import auto_batch_size  # noqa: E402
 
 
@@ -68,11 +68,14 @@ def timed(fn, device, repeats: int) -> float:
 
 
 def roofline(device: torch.device) -> dict[str, float]:
-    """GFLOP/s of a 2048² matrix product in fp32 and bf16 (and fp16 on a GPU)."""
+    """GFLOP/s of a 2048² matrix product in fp32 and bf16 (and fp16 on a GPU). A CPU without native bf16
+    gets no bf16 row: emulated there, its product takes minutes, and precision auto never chooses it."""
     n = 4096 if device.type == "cuda" else 2048
     out = {}
     for key, dtype in (("32", torch.float32), ("bf16-mixed", torch.bfloat16), ("16-mixed", torch.float16)):
         if key == "16-mixed" and device.type != "cuda":
+            continue
+        if key == "bf16-mixed" and device.type == "cpu" and not cpu_has_native_bf16():
             continue
         a = torch.randn(n, n, device=device, dtype=dtype)
         seconds = timed(lambda: a @ a, device, 10 if device.type == "cuda" else 3)

@@ -32,7 +32,7 @@ detection and fits, gives the data's statistics:
   The fitted spots' median is not used: it hardly moves between models with the density chosen by ``D``.
 
 The blinking models are ``continuous`` (continuous-time blinking, one blink) and ``frames`` (whole frames,
-the simulator's other model), each with mean on-times of 0.5, 1, 3, 10 and 30 frames, and whole-frame photons
+the simulator's other model), each with mean on-times of 0.5, 1, 3, 5, 10 and 30 frames, and whole-frame photons
 spread by 20 %. Stacks are simulated with :mod:`dstorm.simulation` (uniform emitters, the estimated camera,
 σ and background; common random numbers, so the statistics change smoothly with ``d``).
 
@@ -59,7 +59,7 @@ __all__ = ["Population", "estimate_population", "detections_per_64x64", "persist
 
 #: The blinking models tried, and the mean on-times (frames) of each.
 MODELS = ("continuous", "frames")
-ON_TIMES = (0.5, 1.0, 3.0, 10.0, 30.0)
+ON_TIMES = (0.5, 1.0, 3.0, 5.0, 10.0, 30.0)
 #: Relative spread of a whole frame's photons in the simulations.
 SPREAD = 0.2
 #: Emitter-frames a simulated stack holds at least (its frames: as many as the data, 60 to 200).

@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python scripts/benchmarks/throughput.py                       # everything (~25 min on 2 cores)
     .venv/bin/python scripts/benchmarks/throughput.py --skip-accuracy        # speed only (~3 min)
+    .venv/bin/python scripts/benchmarks/throughput.py --skip-accuracy --no-compile   # speed, eager rows only
 
 Prints, on whatever device is present:
 
@@ -112,9 +113,10 @@ def network_alone(name, u, side, precision, device, batch, repeats, compiled=Fal
     return {"ms": 1000 * seconds, "gflop": flops / 1e9, "gflops": flops / seconds / 1e9, "fps": 1 / seconds}
 
 
-def variants(precisions) -> list[tuple[str, bool]]:
-    """(precision, compiled): every precision eager, and the last (what auto chooses) compiled too."""
-    return [(p, False) for p in precisions] + [(precisions[-1], True)]
+def variants(precisions, compile_too: bool = True) -> list[tuple[str, bool]]:
+    """(precision, compiled): every precision eager, and the last (what auto chooses) compiled too unless
+    ``compile_too`` is false."""
+    return [(p, False) for p in precisions] + ([(precisions[-1], True)] if compile_too else [])
 
 
 def label(precision: str, compiled: bool) -> str:
@@ -133,7 +135,7 @@ def speed_tables(args, device, precisions) -> dict:
     for side in args.sides:
         for name in ARCHITECTURES:
             batch = auto_batch_size(side, side, args.upsampling, device, architecture_name=name)
-            for p, compiled in variants(precisions):
+            for p, compiled in variants(precisions, not args.no_compile):
                 try:
                     r = network_alone(name, args.upsampling, side, p, device, batch, args.repeats, compiled)
                 except Exception as exc:  # noqa: BLE001 - compiling needs a C++ compiler (CPU) or Triton (GPU)
@@ -171,7 +173,7 @@ def whole_stage(args, device, precisions, alone, tmp: Path) -> None:
             save_model(model, build_network(name, {}, args.upsampling), name, upsampling_factor=args.upsampling,
                        normalization={"mean": 0.15, "std": 0.18}, weighting_factor=100.0, pixel_size_nm=100.0,
                        calibration={"threshold": 0.3})  # fmt: skip
-            for p, compiled in variants(precisions):
+            for p, compiled in variants(precisions, not args.no_compile):
                 out = tmp / f"out_{name}_{p}_{compiled}_{side}"
                 out.mkdir(exist_ok=True)
                 s = reconstruct(str(stack), str(model), outputs_in(out), pixel_size_nm=100.0, precision=p,
@@ -262,6 +264,7 @@ def main() -> None:
     parser.add_argument("--stage-frames", type=int, default=200)
     parser.add_argument("--skip-stage", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="no compiled rows (compiling takes tens of seconds)")
     parser.add_argument("--accuracy-upsampling", type=int, default=4)
     parser.add_argument("--patch", type=int, default=16, help="training patch side, camera pixels")
     parser.add_argument("--train-density", type=float, default=6.0)

@@ -119,15 +119,13 @@ def stack_peaks(model, tif: Path, threshold: float) -> dict:
     return {k: np.concatenate(v) for k, v in found.items()}
 
 
-def score_peaks(found: dict, weighting_factor: float, csv: Path, grid, tolerance_nm: float = 250.0) -> list[dict]:
-    """``found`` (:func:`stack_peaks`) scored against the ground truth ``csv`` (ThunderSTORM CSV) at each fixed
-    threshold of ``grid`` (× the weighting factor): a row per threshold with the Jaccard index, RMSE and
-    efficiency (dstorm.training.threshold_curve)."""
+def score_peaks(found: dict, weighting_factor: float, gt, grid, tolerance_nm: float = 250.0) -> list[dict]:
+    """``found`` (:func:`stack_peaks`) scored against the ground truth ``gt`` (a ThunderSTORM table, as read by
+    pandas) at each fixed threshold of ``grid`` (× the weighting factor): a row per threshold with the Jaccard
+    index, RMSE and efficiency (dstorm.training.threshold_curve)."""
     import numpy as np
-    import pandas as pd
 
     from dstorm.training import threshold_curve
 
-    gt = pd.read_csv(csv)
     return threshold_curve(found["frame"], found["xy"], found["peak"], weighting_factor, gt["frame"].to_numpy(),
                            gt[["x [nm]", "y [nm]"]].to_numpy(np.float64), tolerance_nm, grid=tuple(grid))  # fmt: skip

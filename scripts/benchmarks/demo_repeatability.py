@@ -93,7 +93,7 @@ def fixed_threshold_table(work: Path, names: list[str], thresholds: list[float])
             model = load_model(work / name / rec["model"])
             found = stack_peaks(model, results / "simulate" / ds / acq / "frames.tif", min(thresholds))
             rows = score_peaks(found, float(model.info["weighting_factor"]),
-                               results / "simulate" / ds / acq / "ground_truth.csv", thresholds)  # fmt: skip
+                               pd.read_csv(results / "simulate" / ds / acq / "ground_truth.csv"), thresholds)  # fmt: skip
             spread.append([r["jaccard"] for r in rows])
             cells = [f"{r['jaccard']:.3f} / {r['efficiency_pct']:.1f}" for r in rows]
             print(f"| {acq} | {name} | " + " | ".join(cells) + f" | {rec['threshold']:.4f} |")

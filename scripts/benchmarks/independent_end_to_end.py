@@ -130,7 +130,8 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
     model = load_model(model_path)
     weight = float(model.info["weighting_factor"])
     found = stack_peaks(model, tif, GRID[0])
-    stack = score_peaks(found, weight, csv, GRID, tolerance_nm)
+    gt = pd.read_csv(csv)
+    stack = score_peaks(found, weight, gt, GRID, tolerance_nm)
     by_j = stack[best_index([r["jaccard"] for r in stack])]
     by_e = stack[best_index([r["efficiency_pct"] for r in stack])]
     out = {"best_jaccard": by_j["jaccard"], "best_jaccard_threshold": by_j["threshold"],
@@ -151,7 +152,7 @@ def threshold_sweep(model_path: Path, tif: Path, csv: Path, work: Path, toleranc
         log_t = np.log(curve["threshold"])
         for criterion, key in CRITERION_KEYS.items():
             t = smooth_best_threshold(curve["threshold"], curve[key])  # as calibrate_threshold chooses it
-            at = score_peaks(found, weight, csv, (t,), tolerance_nm)[0]
+            at = score_peaks(found, weight, gt, (t,), tolerance_nm)[0]
             own = {k: float(np.interp(np.log(t), log_t, np.asarray(curve[k], dtype=float)))  # between grid points
                    for k in ("jaccard", "efficiency_pct")}  # fmt: skip
             out.setdefault("calibrated", []).append({

@@ -1,5 +1,6 @@
 """The benchmark scripts run and print their tables (tiny sizes: the figures themselves are not tested)."""
 
+import re
 import subprocess
 import sys
 
@@ -42,3 +43,15 @@ def test_independent_simulator_benchmark_prints_its_table():
     result = subprocess.run([sys.executable, str(BENCH / "independent.py"), *args], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "| Picasso scmos, short on-times, 2000 ± 0 photons, 2/µm² [ratio] | scmos |" in result.stdout, result.stdout
+    share = re.search(r"Picasso's truth: ([\d.]+)–([\d.]+) % of its photons fall inside the field", result.stdout)
+    assert share and 95 < float(share[1]) <= float(share[2]) < 99.5, result.stdout  # σ 1.1 px on 64 px: about 2.6 % out
+
+
+def test_in_field_share_of_the_truths_photons():
+    """An emitter at the field's corner keeps a quarter of its photons inside (half on each axis), one at the
+    centre of a field 100 σ wide all of them: photons 1 and 3 give (0.25 + 3) / 4."""
+    import pandas as pd
+    from independent import in_field
+
+    gt = pd.DataFrame({"x [nm]": [0.0, 3200.0], "y [nm]": [0.0, 3200.0], "intensity [photon]": [1.0, 3.0]})
+    assert in_field(gt, size=64, pixel_nm=100.0, sigma_nm=64.0) == pytest.approx(3.25 / 4, abs=1e-9)

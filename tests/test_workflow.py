@@ -245,7 +245,7 @@ def test_a_rerun_after_kill_9_works_as_written(tmp_path):
     import bad_inputs
 
     inputs = bad_inputs.make_inputs(tmp_path / "inputs")
-    config = {"datasets": bad_inputs.good_datasets(inputs)}
+    config = {"datasets": {"good": bad_inputs.good_dataset(inputs)}}  # one acquisition: the locks are the point
     run_snakemake(tmp_path, config, "-n")  # writes config.yaml
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "workflow" / "Snakefile"), "-d",
            str(tmp_path), "--cores", "1", "--configfile", str(tmp_path / "config.yaml")]  # fmt: skip

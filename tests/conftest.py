@@ -87,3 +87,15 @@ def tiny_patches(tmp_path_factory) -> Path:
         ds, density=6, frames_path=out / "frames.tif", ground_truth_path=out / "gt.csv", patches_path=out / "patches.npz"
     )
     return out / "patches.npz"
+
+
+#: The files that take minutes (summed test time on 2 cores: test_slurm 410 s, test_bad_inputs 410, test_workflow
+#: 340, test_end_to_end 270, test_estimation 210, test_training 180; the rest together about 150), longest first:
+#: `make test` runs whole files on 2 workers (--dist loadfile) in collection order, so a long file collected last
+#: (test_slurm, alphabetically) leaves one worker running it alone at the end.
+LONG_FILES = ("test_slurm.py", "test_bad_inputs.py", "test_workflow.py", "test_end_to_end.py", "test_estimation.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: each file's own order kept

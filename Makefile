@@ -12,11 +12,9 @@ CORES  ?= 2
 
 venv: $(STAMP)
 
-# --no-compile: pip would byte-compile every installed module (all of torch), 1.5 of the install's 3 minutes
-# on 2 cores; Python compiles the modules the project imports on their first import instead
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -56,6 +56,7 @@ PHOTONS = {  # photons of a whole frame on: mean, std
 }
 TARGETS = {"density": 0.15, "photons_mean": 0.15, "sigma": 0.05}
 SIGMA_PX = 1.1
+PIXEL_NM = 100.0  # the stacks' pixel size
 BACKGROUND = 20.0
 
 
@@ -83,8 +84,8 @@ def make_stack(folder: Path, name: str, *, camera: str, density: float, kinetics
     kin = KINETICS[kinetics]
     taud = 20 * kin["taub_ms"]  # sites are dark most of the time, as in dSTORM/PAINT
     params = {
-        "seed": seed, "size": size, "frames": frames, "pixel_size_nm": 100.0, "camera": camera,
-        "sites": sites_for(density, kin, size, 100.0, taud), "taud_ms": taud, **kin,
+        "seed": seed, "size": size, "frames": frames, "pixel_size_nm": PIXEL_NM, "camera": camera,
+        "sites": sites_for(density, kin, size, PIXEL_NM, taud), "taud_ms": taud, **kin,
         "photons_per_frame": mean, "photons_per_frame_std": std, "photonbudget": 1e9,
         "psf_px": SIGMA_PX, "background": BACKGROUND, "one_frame_events": one_frame_events,
     }  # fmt: skip
@@ -108,8 +109,8 @@ def truth_of(csv: Path, *, camera: str, frames: int, size: int, sigma_nm: float,
     gt = pd.read_csv(csv)
     photons = gt["intensity [photon]"].to_numpy() * QE[camera]
     return {
-        "in_field": in_field(gt, size=size, pixel_nm=100.0, sigma_nm=sigma_nm),
-        "density": len(gt) / frames / (size * size * 0.01),
+        "in_field": in_field(gt, size=size, pixel_nm=PIXEL_NM, sigma_nm=sigma_nm),
+        "density": len(gt) / frames / (size * PIXEL_NM / 1000) ** 2,
         "photons_mean": float(photons.mean()),
         "photons_median": float(np.median(photons)),
         "sigma": sigma_nm,
@@ -119,7 +120,7 @@ def truth_of(csv: Path, *, camera: str, frames: int, size: int, sigma_nm: float,
 
 def estimate(tif: Path, frames: int, method: str = "ratio") -> dict:
     t0 = time.perf_counter()
-    doc, _ = estimate_dataset([str(tif)], pixel_size_nm=100.0, max_frames=frames, given={}, seed=0,
+    doc, _ = estimate_dataset([str(tif)], pixel_size_nm=PIXEL_NM, max_frames=frames, given={}, seed=0,
                               population=method == "simulation")  # fmt: skip
     v = {k: (float("nan") if x is None else x) for k, x in doc["values"].items()}
     se = {k: (float("nan") if x is None else x) for k, x in doc["standard_errors"].items()}
@@ -170,7 +171,7 @@ def stacks(folder: Path, args) -> Iterator[Stack]:
                     tif, csv = make_stack(folder, name, camera=camera, density=density, kinetics=kinetics,
                                           photons=photons, frames=args.frames, seed=args.seed,
                                           one_frame_events=args.one_frame_events)  # fmt: skip
-                    truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=100 * SIGMA_PX,
+                    truth = truth_of(csv, camera=camera, frames=args.frames, size=64, sigma_nm=PIXEL_NM * SIGMA_PX,
                                      background=BACKGROUND)  # fmt: skip
                     yield Stack(camera, kinetics, photons, density, name, tif, csv, truth)
 

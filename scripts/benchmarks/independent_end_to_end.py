@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import run_workflow, score_peaks, stack_peaks  # noqa: E402
-from independent import BACKGROUND, KINETICS, PHOTONS, SIGMA_PX, add_one_frame_events, stacks  # noqa: E402
+from independent import BACKGROUND, KINETICS, PHOTONS, PIXEL_NM, SIGMA_PX, add_one_frame_events, stacks  # noqa: E402
 
 from dstorm.model.modelfile import load_model  # noqa: E402
 from dstorm.model.system import PatchDataModule  # noqa: E402
@@ -82,7 +82,7 @@ def dataset_config(variant: str, *, tif: Path, csv: Path, camera: str, density: 
     base, *mods = variant.split("+")
     if base not in BASES:
         raise SystemExit(f"unknown variant base {base!r}; known: {', '.join(BASES)}")
-    ds = {"seed": seed, "pixel_size_nm": 100, **json.loads(json.dumps(RECIPE)),
+    ds = {"seed": seed, "pixel_size_nm": PIXEL_NM, **json.loads(json.dumps(RECIPE)),
           "acquisitions": {"stack": {"path": str(tif), "ground_truth": str(csv)}}}  # fmt: skip
     factor = 1.0
     for mod in mods:
@@ -113,7 +113,7 @@ def dataset_config(variant: str, *, tif: Path, csv: Path, camera: str, density: 
     ds.update(
         frame_size_px=[64, 64],
         camera=TRUE_CAMERA[camera],
-        psf={"sigma_nm": [100 * SIGMA_PX, 100 * SIGMA_PX]},
+        psf={"sigma_nm": [PIXEL_NM * SIGMA_PX, PIXEL_NM * SIGMA_PX]},
         background={"photons_per_px": BACKGROUND, "variation": 0.0},
         photophysics={"model": "continuous", "mean_on_frames": kin["taub_ms"] / kin["itime_ms"],
                       "mean_off_frames": 20 * kin["taub_ms"] / kin["itime_ms"], "mean_blinks": 20,

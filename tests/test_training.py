@@ -360,8 +360,26 @@ def test_smooth_best_threshold_finds_a_vertex_between_grid_points():
     assert smooth_best_threshold(t[:3], [1.0, 3.0, 2.0]) == t[1]
 
 
+def test_smooth_best_threshold_does_not_jump_when_the_best_grid_point_hops():
+    """A flat maximum with a cliff above it (the efficiency's shape: recall falls there): raising one grid point
+    by 0.1 makes it the best instead of its neighbour; a window of grid points about the best one would move by
+    half a grid step (0.42 here), the weighted fit moves by less than a twentieth."""
+    from dstorm.training import THRESHOLD_GRID, smooth_best_threshold
+
+    t = np.array(THRESHOLD_GRID)
+    u = np.arange(len(t)) - 20.0  # grid steps from point 20
+    curve = 64 - 0.1 * u**2 - 0.5 * np.maximum(u, 0) ** 2
+    below, above = curve.copy(), curve.copy()
+    below[21] = curve[20] - 0.05
+    above[21] = curve[20] + 0.05
+    assert np.argmax(below) == 20 and np.argmax(above) == 21
+    chosen = [np.log(smooth_best_threshold(t, c) / t[20]) / np.log(t[1] / t[0]) for c in (curve, below, above)]
+    assert -1.5 < chosen[0] < -0.5  # below the best grid point, toward the flat side
+    assert abs(chosen[2] - chosen[1]) < 0.05, chosen
+
+
 def test_threshold_is_calibrated_on_the_calibration_frames_by_the_chosen_criterion(tiny_patches, tmp_path):
-    from dstorm.training import SMOOTH_HALF_WINDOW, best_index, calibrate_threshold, smooth_best_threshold
+    from dstorm.training import SMOOTH_REACH, best_index, calibrate_threshold, smooth_best_threshold
 
     torch.manual_seed(0)
     module = DeepSTORMModule(network={"bn_momentum": 0.1})
@@ -379,7 +397,7 @@ def test_threshold_is_calibrated_on_the_calibration_frames_by_the_chosen_criteri
         assert by[c]["threshold"] == smooth_best_threshold(curve["threshold"], curve[key])
         grid_best = curve["threshold"][best_index(curve[key])]
         step = curve["threshold"][1] / curve["threshold"][0]
-        assert abs(np.log(by[c]["threshold"] / grid_best)) <= SMOOTH_HALF_WINDOW * np.log(step) + 1e-9
+        assert abs(np.log(by[c]["threshold"] / grid_best)) <= SMOOTH_REACH * np.log(step) + 1e-9
     e = by["efficiency"]
     assert e["efficiency_pct"] == pytest.approx(100 - np.hypot(100 - 100 * e["jaccard"], e["rmse_nm"]))
     # without calibration frames: the validation patches

@@ -191,7 +191,7 @@ def smooth_best_threshold(thresholds, values, width_steps: float = SMOOTH_WIDTH_
     demo's two fp32 layouts, whose density-2 models agree within 0.3 Jaccard points at fixed thresholds:
     thresholds 0.0349 / 0.0388 with a 7-point window, 0.0343 / 0.0356 with these weights.)"""
     t = np.asarray(thresholds, dtype=float)
-    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)  # None (no matched pair): NaN
+    v = np.asarray(values, dtype=float)  # None (no matched pair) reads as NaN
     i = best_index(v)
     if len(t) < 4:
         return float(t[i])

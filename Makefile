@@ -23,9 +23,11 @@ demo: $(STAMP)
 	@echo "Done: results/summary.csv (metrics per acquisition) and results/report.html (open in a browser)"
 
 # the suite's files run on $(CORES) workers (pytest-xdist; one file per worker, so that a file's shared
-# fixtures, such as the local SLURM cluster, are made once): much of it waits on subprocesses and SLURM
+# fixtures, such as the local SLURM cluster, are made once), in the order tests/conftest.py gives them, the
+# longest first (xdist's own order, the files with the most tests first, would leave the long files with few
+# tests, test_slurm and test_end_to_end, to run at the end)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

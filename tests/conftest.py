@@ -19,6 +19,14 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 sys.path.insert(0, str(REPO / "scripts"))
 
+#: `make test` runs two workers on two cores, and each starts PyTorch (in its own process and in the jobs of
+#: the workflows it runs) with two threads, so four busy threads often share two cores. OpenMP's threads spin
+#: while they wait for each other by default, and spinning threads that share a core starve the ones with
+#: work: two training loops at once took 3.6× the time of one alone, 1.8× with passive waiting, which costs
+#: 14–28 % alone (scripts/benchmarks/oversubscription.py). On a fresh clone the suite went from 17 min 13 s
+#: (user CPU 28.0 min) to 14 min 1 s (22.1 min). Set before anything loads PyTorch; the jobs inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 #: A training recipe that runs in seconds on a CPU.
 TINY_RECIPE = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "bn_momentum": 0.1}
@@ -89,10 +97,11 @@ def tiny_patches(tmp_path_factory) -> Path:
     return out / "patches.npz"
 
 
-#: The files that take minutes (summed test time on 2 cores: test_slurm 410 s, test_bad_inputs 410, test_workflow
-#: 340, test_end_to_end 270, test_estimation 210, test_training 180; the rest together about 150), longest first:
-#: `make test` runs whole files on 2 workers (--dist loadfile) in collection order, so a long file collected last
-#: (test_slurm, alphabetically) leaves one worker running it alone at the end.
+#: The files that take minutes (their longest tests, on a fresh clone of stop 32 on 2 cores: test_slurm 380 s,
+#: test_end_to_end 260, test_workflow 250, test_bad_inputs 200, test_estimation 160, test_training 90; the rest
+#: together a few minutes), longest first. `make test` runs whole files on 2 workers (--dist loadfile) in this
+#: order (--no-loadscope-reorder: xdist's own order, the files with the most tests first, put test_slurm and
+#: test_end_to_end last, where one worker ran them alone at the end).
 LONG_FILES = ("test_slurm.py", "test_bad_inputs.py", "test_workflow.py", "test_end_to_end.py", "test_estimation.py", "test_training.py")
 
 

@@ -23,6 +23,7 @@ from common import PICASSO_PYTHON  # noqa: E402
         ("throughput.py", ["--upsampling", "2", "--sides", "16", "--repeats", "1", "--stage-frames", "4", "--skip-accuracy",
                            "--no-compile"],
          "| fast | fp32 | 16² |"),
+        ("oversubscription.py", ["--side", "16", "--batch", "1", "--steps", "1", "--rows", "4"], "| two at once | PASSIVE |"),
         ("plan_speed.py", ["--acquisitions", "4", "--repeats", "1"], "| 4 | half simulated | 1 |"),
         ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016"], "| epfl2016 | 1 | emccd |"),
         ("estimate_accuracy.py", ["--frames", "100", "--densities", "1", "--cameras", "epfl2016", "--repeats", "2"], "| epfl2016 | 1 | 2/2 |"),

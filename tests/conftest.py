@@ -97,10 +97,10 @@ def tiny_patches(tmp_path_factory) -> Path:
     return out / "patches.npz"
 
 
-#: The files that take minutes (their longest tests, on a fresh clone of stop 32 on 2 cores: test_slurm 380 s,
-#: test_end_to_end 260, test_workflow 250, test_bad_inputs 200, test_estimation 160, test_training 90; the rest
-#: together a few minutes), longest first. `make test` runs whole files on 2 workers (--dist loadfile) in this
-#: order (--no-loadscope-reorder: xdist's own order, the files with the most tests first, put test_slurm and
+#: The files that take minutes, first (their longest tests on a fresh clone of stop 32, 2 cores: test_slurm
+#: 250 s, test_end_to_end 280, test_workflow 270, test_bad_inputs 180, test_estimation 140, test_training 90;
+#: the rest together a few minutes). `make test` runs whole files on 2 workers (--dist loadfile) in this order
+#: (--no-loadscope-reorder: xdist's own order, the files with the most tests first, put test_slurm and
 #: test_end_to_end last, where one worker ran them alone at the end).
 LONG_FILES = ("test_slurm.py", "test_bad_inputs.py", "test_workflow.py", "test_end_to_end.py", "test_estimation.py", "test_training.py")
 

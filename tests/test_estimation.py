@@ -315,6 +315,77 @@ def test_density_photons_and_blinking_hold_with_partial_frames_and_crowding(mode
     assert photophysics["model"] == model and photophysics["photons"]["mean"] == pytest.approx(v["full_frame_photons"], rel=1e-3)
 
 
+def test_pixel_power_is_the_sum_of_a_pixelated_psf_squared():
+    """Σ h² of a unit Gaussian integrated over pixels, averaged over sub-pixel positions: against a direct 2-D
+    sum at 2,000 random positions (rel. SE of that mean < 0.2 %), and the wide-PSF limit 1 / (4π σ²)."""
+    from scipy.special import ndtr
+
+    from dstorm.estimation.population import pixel_power
+
+    rng = np.random.default_rng(3)
+    for sigma in (0.7, 1.1, 2.0):
+        edges = np.arange(-12, 14, dtype=float)
+        sums = []
+        for x0, y0 in rng.random((2000, 2)):
+            px = ndtr((edges[1:] - x0) / sigma) - ndtr((edges[:-1] - x0) / sigma)
+            py = ndtr((edges[1:] - y0) / sigma) - ndtr((edges[:-1] - y0) / sigma)
+            sums.append(float(np.sum(np.outer(py, px) ** 2)))
+        assert pixel_power(sigma) == pytest.approx(np.mean(sums), rel=0.01)
+    assert pixel_power(6.0) == pytest.approx(1 / (4 * np.pi * 6.0**2), rel=0.01)
+
+
+def test_fluctuation_is_the_emitters_variance_without_the_cameras_noise():
+    """Emitters of B = 1000 photo-electrons, each on for one frame at a uniform random position (also beyond the
+    edges, so that as many photons spill in as out), 0.05 per pixel per frame, on a background of 20 with
+    Poisson noise and 2 ADU per photo-electron over an offset of 100 ADU: the fluctuation is
+    N · B² · Σh² (Campbell's theorem; N the emitters per frame over the field), within 4 of its standard
+    errors; the same frames without emitters give 0 within 4 standard errors."""
+    from dstorm.estimation.population import fluctuation, pixel_power
+
+    rng = np.random.default_rng(11)
+    t, size, margin, sigma, b, gain, offset = 200, 48, 6, 1.1, 1000.0, 2.0, 100.0
+    per_px = 0.05
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    expected = np.zeros((t, size, size))
+    for f in range(t):
+        n = rng.poisson(per_px * (size + 2 * margin) ** 2)
+        for x0, y0 in rng.uniform(-margin, size + margin, (n, 2)):
+            from scipy.special import ndtr
+
+            px = ndtr((xx[0] + 0.5 - x0) / sigma) - ndtr((xx[0] - 0.5 - x0) / sigma)
+            py = ndtr((yy[:, 0] + 0.5 - y0) / sigma) - ndtr((yy[:, 0] - 0.5 - y0) / sigma)
+            expected[f] += b * np.outer(py, px)
+    line = {"slope": gain, "intercept": -gain * offset, "gain": gain}
+    stack = gain * rng.poisson(20.0 + expected) + offset
+    found = fluctuation(stack, **line)
+    truth = per_px * size**2 * b**2 * pixel_power(sigma)
+    assert abs(found.value - truth) < 4 * found.se and found.se < 0.1 * truth
+    quiet = fluctuation(gain * rng.poisson(np.full((t, size, size), 20.0)) + offset, **line)
+    assert abs(quiet.value) < 4 * quiet.se and quiet.lags <= 3
+
+
+def test_fluctuation_adds_back_what_runs_of_frames_hide():
+    """Each of 64 × 64 pixels switches on (value 100) and off as a Markov chain with mean runs of 10 frames on
+    and 40 off, started in its stationary state (on with p = 0.2): the variance is 100² · 0.2 · 0.8 per pixel.
+    Over 100 frames the variance about each pixel's own mean reads about 14 % low (consecutive frames are
+    alike: 2/T · Σ ρ_k, ρ_k = 0.875^k); the fluctuation adds the autocovariances back and lands within 4 %."""
+    from dstorm.estimation.population import fluctuation
+
+    rng = np.random.default_rng(5)
+    t, n = 100, 64
+    on = rng.random((n, n)) < 0.2
+    frames = np.empty((t, n, n))
+    for f in range(t):
+        frames[f] = 100.0 * on
+        u = rng.random((n, n))
+        on = np.where(on, u >= 0.1, u < 0.025)
+    truth = n * n * 100.0**2 * 0.2 * 0.8
+    naive = float(np.var(frames, axis=0, ddof=1).sum())
+    found = fluctuation(frames, slope=0.0, intercept=0.0, gain=1.0)
+    assert naive < 0.92 * truth
+    assert found.value == pytest.approx(truth, rel=0.04) and found.lags > 5
+
+
 def test_persistence_counts_spots_with_a_spot_nearby_in_the_next_frame():
     """Frame 0: spots at (5, 5) and (20, 20); frame 1: (6, 6) (1.41 px from the first: persists) and
     (30, 30); frame 2: (30, 32) (2 px: too far). Spots of frames 0 and 1: 1 of 4 persist."""

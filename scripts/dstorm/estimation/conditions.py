@@ -29,8 +29,10 @@ The estimator needs only the frames (in ADU) and the camera pixel size:
    it is biased where spots crowd (only bright spots stay isolated) and with real blinking (most
    emitter-frames are partial and dim). With ``population=True`` (``estimate.density: simulation``), step 4
    of :mod:`dstorm.estimation.population` replaces it (and the photons per emitter-frame) by fitting the
-   simulator to the data: the density, whole-frame photons and mean on-time whose simulated stacks give the
-   data's signal, detections per frame and median fitted photons.
+   simulator to the data: the photons and density that give the data's signal and its fluctuation (each
+   pixel's variance over time less the camera's noise, which is E[B²]/E[B] of an emitter-frame's photons B
+   at any density), and the blinking model and mean on-time whose simulated stacks give the data's
+   frame-to-frame persistence of spots and brightness of fitted spots.
 
 The steps are functions of their own: :func:`detect_spots`, :func:`noise_line` and the camera fit,
 :func:`fit_isolated_spots`, and :func:`dstorm.estimation.population.estimate_population`.
@@ -587,16 +589,19 @@ def estimate_conditions(
     }
     photophysics = pop = None
     if population and np.isfinite(gain) and gain > 0 and np.isfinite(bg_e):
-        from dstorm.estimation.population import detections_per_64x64, estimate_population, persistence, track_sides
+        from dstorm.estimation.population import detections_per_64x64, estimate_population, fluctuation, persistence, track_sides
 
         signal_e = signal_adu / gain
+        fluct = fluctuation(frames, slope=line.slope, intercept=line.intercept, gain=gain)
+        quality["fluctuation_e2_per_um2"] = fluct.value / area_um2
+        quality["fluctuation_lags"] = fluct.lags
         pop = estimate_population(
             signal_e_per_um2=float(np.mean(signal_e) / area_um2),
             signal_se=float(np.std(np.mean(signal_e[frames_boot], axis=1)) / area_um2),
+            fluctuation_e2_per_um2=fluct.value / area_um2, fluctuation_se=fluct.se / area_um2,
             fitted_photons_e=photons_e, fitted_sides=track_sides(strong, spots.select(good), t, (h, w)),
             median_se=errors["photons_median"] * quantum_efficiency,
             detections_per_frame=detections_per_64x64(len(strong), t, h, w),
-            detections_se=detections_per_64x64(float(np.std(np.bincount(strong.frame, minlength=t))), 1, h, w) / np.sqrt(t),
             persistence_data=persistence(strong, t, (h, w)),
             camera=simulator_camera(values), sigma_nm=values["psf_sigma_nm"], background_e=float(bg_e),
             pixel_size_nm=pixel_size_nm, shape=(t, h, w), seed=seed,
@@ -604,8 +609,9 @@ def estimate_conditions(
         )  # fmt: skip
         if pop is None:
             warnings.append(
-                "density/photons: no simulation of the estimated conditions gave spots to fit; the density is the signal "
-                "above background over the photons of a fitted spot, which underestimates it where spots crowd"
+                "density/photons: the frames vary no more than the camera's noise, or no simulation of the estimated "
+                "conditions gave spots to fit; the density is the signal above background over the photons of a fitted "
+                "spot, which underestimates it where spots crowd"
             )
     if pop is not None:
         quality["density_signal_ratio_per_um2"] = values["density_per_um2"]  # step 4 replaces this first guess

@@ -9,12 +9,20 @@ This step asks what population of emitters, seen through the same camera, PSF, b
 detection and fits, gives the data's statistics:
 
 - ``S``, the mean photo-electrons per frame above the background (camera-calibrated; it does not depend on
-  which spots can be fitted): given the density ``d`` and the mean on-fraction of an emitter-frame, it fixes
-  the photons ``m`` of a whole frame on (``S = d · m · E[fraction]``, exactly in expectation);
-- ``D``, the spots detected per frame, which rises with the density (about as d^0.3 at 5/µm²) even where
-  spots overlap: for each blinking candidate the density is where a simulation detects as many (secant
-  steps on log D against log d, from a bracket);
-- ``P``, the persistence: the fraction of the spots of a frame with a spot within 1.5 px in the next frame.
+  which spots can be fitted): ``S = d · E[B]``, B an emitter-frame's photo-electrons;
+- ``V``, the fluctuation (:func:`fluctuation`): each pixel's variance over time less the camera's noise
+  at its mean, summed over the pixels. By Campbell's theorem ``V = d · E[B²] · Σh²`` (Σh²,
+  :func:`pixel_power`, from the estimated σ) for emitters that switch on independently, at any density, any
+  overlap and any structure (each pixel's variance is over its own emitters). So ``V / (S · Σh²)`` is
+  E[B²] / E[B] with no selection of isolated spots: for each blinking candidate, whose photons are
+  ``B = m · f`` (m a whole frame's photons ± SPREAD, f the on-fraction; E[B] = a·m, E[B²] = b·m² from the
+  simulator's own draw), it gives ``m = (V / (S Σh²)) · a / b`` and the density ``d = S / (a m)``. The spots
+  detected per frame, to which the density used to be matched, rise only as about d^0.3 at 5/µm² and fall
+  again where spots merge, so a few per cent of difference between the data's spot detection and the
+  simulations' moved the density by tens of per cent (Picasso's EMCCD stacks at 6/µm²: +48 % and −30 %;
+  with the fluctuation −1 % and −4 %); they are still logged beside the simulations' as a check;
+- ``P``, the persistence: the fraction of the spots of a frame with a spot within 1.5 px in the next frame,
+  in a simulation of the candidate at its density and photons.
   It rises steeply with the mean on-time (an emitter on for about one frame is rarely there in the next)
   and needs no photometry: within each blinking model it chooses the on-time, interpolated in log(on-time)
   between the candidates that bracket the data's (tried from the shortest on-time up, until one persists
@@ -29,16 +37,16 @@ detection and fits, gives the data's statistics:
 - ``Q``, the spread (interquartile range over median) of the fitted spots' photo-electrons: it tells the
   models apart where ``R`` cannot (too few middles, e.g. on-times of about a frame): the partial frames of
   continuous-time blinking make a broad distribution, whole frames one as narrow as the photons' own spread.
-  The fitted spots' median is not used: it hardly moves between models with the density chosen by ``D``.
+  The fitted spots' median is not used: it hardly moves between models once the fluctuation fixes the photons.
 
 The blinking models are ``continuous`` (continuous-time blinking, one blink) and ``frames`` (whole frames,
 the simulator's other model), each with mean on-times of 0.5, 1, 3, 5, 10 and 30 frames, and whole-frame photons
 spread by 20 %. Stacks are simulated with :mod:`dstorm.simulation` (uniform emitters, the estimated camera,
-σ and background; common random numbers, so the statistics change smoothly with ``d``).
+σ and background; common random numbers, so the statistics change smoothly between candidates).
 
 The density is the mean number of emitters on for any part of a frame per µm², the simulator's definition;
 photons per emitter-frame are those of the fitted population (its mean and median include the dim partial
-frames that no fit sees). Standard errors combine the data's errors of ``S`` and ``D`` and, through the
+frames that no fit sees). Standard errors combine the data's errors of ``S`` and ``V`` and, through the
 choice of the on-time, of ``P``. Every simulation is seeded from the dataset's seed. Measured on stacks of
 another simulator: scripts/benchmarks/independent.py.
 """
@@ -55,7 +63,8 @@ from dstorm.cameras import adu_per_electron
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Population", "estimate_population", "detections_per_64x64", "persistence", "MODELS", "ON_TIMES"]
+__all__ = ["Population", "Fluctuation", "estimate_population", "fluctuation", "pixel_power", "detections_per_64x64",
+           "persistence", "MODELS", "ON_TIMES"]
 
 #: The blinking models tried, and the mean on-times (frames) of each.
 MODELS = ("continuous", "frames")
@@ -67,10 +76,10 @@ EVENTS_PER_SIMULATION = 6000
 #: Isolated spots fitted per simulated stack, at most: as many as the data's (``max_spots``), since at high
 #: density few of them pass the fit checks and the spread of their photons needs every one.
 SIM_SPOTS = 5000
-#: d log(detections per frame) / d log(density) near 5/µm², for the standard error of the density.
-DETECTION_SLOPE = 0.3
-#: Simulations per candidate on-time (two to bracket the density, then secant steps).
-ROUNDS = 4
+#: Blocks of consecutive frames whose means give the standard error of the fluctuation.
+FLUCTUATION_BLOCKS = 10
+#: Whole-frame photons of the draw that gives a blinking candidate's photon moments (they scale with it).
+REFERENCE_PHOTONS = 1000.0
 #: A spot persists if the next frame has a spot within this distance, px.
 PERSISTENCE_RADIUS_PX = 1.5
 #: Fitted spots at the ends and in the middles of runs that :func:`end_ratio` needs, each.
@@ -80,6 +89,81 @@ MIN_RUN_SPOTS = 15
 def detections_per_64x64(count: float, frames: int, height: int, width: int) -> float:
     """Detections per frame, scaled to a 64 × 64 px field (the simulations' size), data and simulation alike."""
     return count / frames * (64 * 64) / (height * width)
+
+
+@dataclass
+class Fluctuation:
+    """The emitters' share of the frames' temporal variance, summed over the pixels (photo-electrons² per
+    frame), its standard error, and the autocovariance lags that corrected it."""
+
+    value: float
+    se: float
+    lags: int
+
+
+def fluctuation(frames: np.ndarray, *, slope: float, intercept: float, gain: float, chunk: int = 1 << 22) -> Fluctuation:
+    """Σ over pixels of each pixel's variance over time, less the camera's noise at its mean (the photon-transfer
+    line ``var = slope·mean + intercept``, ADU), in photo-electrons² (``gain``: ADU per photo-electron).
+
+    For emitters that switch on independently at positions drawn with any (structured) density, a pixel's
+    variance over time is, by Campbell's theorem, the density near it × E[B²] × the PSF's square at the
+    pixel, B an emitter-frame's photons; summed over the pixels it is N · E[B²] · Σh² (N emitters on per
+    frame, Σh² :func:`pixel_power`), whatever their overlap, while the signal is N · E[B]. The shot noise of
+    those photons, like the background's, is the camera's, which the line removes.
+
+    An emitter on for several frames makes consecutive frames alike, so the variance about the stack's own
+    mean reads low by the variance of that mean, σ²/T · (1 + 2 Σ_k (1 − k/T) ρ_k) (ρ_k the autocorrelation
+    at lag k); it is added back from the data's autocovariances, summed up to the first lag whose
+    autocovariance is not positive (at most T/4; none for frames that do not persist, where this is the
+    usual T − 1 denominator). The standard error comes from :data:`FLUCTUATION_BLOCKS` blocks of
+    consecutive frames."""
+    t, h, w = frames.shape
+    if t < 4 * FLUCTUATION_BLOCKS:
+        return Fluctuation(float("nan"), float("nan"), 0)
+    acov = np.zeros(t)
+    per_frame = np.zeros(t)
+    noise = 0.0
+    rows = max(1, chunk // (2 * t * w))
+    for r0 in range(0, h, rows):
+        x = np.asarray(frames[:, r0 : r0 + rows], dtype=np.float64)
+        mean = x.mean(axis=0)
+        y = x - mean
+        noise += float(np.sum(slope * mean + intercept))
+        per_frame += (y**2).sum(axis=(1, 2))
+        f = np.fft.rfft(y, n=2 * t, axis=0)
+        acov += np.fft.irfft(f.real**2 + f.imag**2, n=2 * t, axis=0)[:t].sum(axis=(1, 2))
+    c = acov / (t - np.arange(t))  # per pair of frames k apart, about the stack's mean (c[0]: over t)
+
+    def mean_variance(lags):
+        # every c_k reads low by the variance of the stack's mean, σ² a / T (a = 1 + 2 Σ (1 − k/T) ρ_k), so
+        # G = c_0 + 2 Σ (1 − k/T) c_k ≈ σ² a (1 − W/T), W = 1 + 2 Σ (1 − k/T), and σ² a / T = G / (T − W)
+        weights = 1 - np.arange(1, lags + 1) / t
+        return (c[0] + 2 * float(np.sum(weights * c[1 : lags + 1]))) / (t - 1 - 2 * float(np.sum(weights)))
+
+    # the sum runs while the autocovariance, corrected by the first pass's variance of the mean, is positive
+    lags, floor = 0, 0.0
+    for _ in range(2):
+        lags = 0
+        while lags + 1 <= t // 4 and c[lags + 1] > floor:
+            lags += 1
+        floor = -mean_variance(lags)
+    value = c[0] + mean_variance(lags) - noise
+    blocks = np.array([b.mean() for b in np.array_split(per_frame, FLUCTUATION_BLOCKS)])
+    se = float(np.std(blocks, ddof=1) / np.sqrt(FLUCTUATION_BLOCKS)) * t / (t - 1)
+    return Fluctuation(float(value / gain**2), float(se / gain**2), lags)
+
+
+def pixel_power(sigma_px: float, offsets: int = 32) -> float:
+    """Σ over pixels of h², h a Gaussian PSF of σ = ``sigma_px`` pixels with unit integral, integrated over
+    each pixel and averaged over the emitter's position within its pixel (separable: the square of the 1-D
+    sum, averaged over ``offsets`` positions). About 1 / (4π (σ² + 1/12))."""
+    from scipy.special import ndtr
+
+    u = (np.arange(offsets) + 0.5) / offsets
+    reach = int(np.ceil(8 * sigma_px)) + 1
+    edges = np.arange(-reach, reach + 2, dtype=float)
+    p = ndtr((edges[None, 1:] - u[:, None]) / sigma_px) - ndtr((edges[None, :-1] - u[:, None]) / sigma_px)
+    return float(np.mean((p**2).sum(axis=1)) ** 2)
 
 
 def _near(spots, n_frames: int, shape, offsets, query=None) -> list[np.ndarray]:
@@ -195,11 +279,9 @@ class _Simulations:
         self.fit_options = {**fit_options, "max_spots": min(int(fit_options.get("max_spots", SIM_SPOTS)), SIM_SPOTS)}
         self.frames = int(frames)
 
-    def statistics(self, model: str, d: float, m: float, tau: float) -> dict:
-        """Simulate ``d`` emitters/µm² of ``model`` blinking (mean on-time ``tau``; continuous: one blink) with
-        whole-frame photons ``m`` ± SPREAD, and measure the data's detection statistics on the stack. The
-        stack and its spots stay in ``"stack"`` for :meth:`add_fits`."""
-        from dstorm.estimation.conditions import detect_spots
+    def _draw(self, model: str, d: float, m: float, tau: float):
+        """The simulator, its random streams and the emitters of ``d`` emitters/µm² of ``model`` blinking (mean
+        on-time ``tau``; continuous: one blink) with whole-frame photons ``m`` ± SPREAD."""
         from dstorm.simulation.simulate import Simulator
 
         ds = copy.deepcopy(self.base)
@@ -214,7 +296,24 @@ class _Simulations:
         # common random numbers: every candidate draws from the same streams, so that the statistics change
         # smoothly with the density and the photons instead of with the noise of each draw
         rngs = sim.streams("population")
-        drawn = sim.draw(rngs, density=d, n_frames=n_frames)
+        return sim, rngs, sim.draw(rngs, density=d, n_frames=n_frames), n_frames
+
+    def moments(self, model: str, tau: float) -> tuple[float, float]:
+        """(E[B], E[B²]) of an emitter-frame's photons B per whole-frame photon (per photon²) of ``model``
+        blinking with mean on-time ``tau``, from the simulator's own draw (no frames rendered)."""
+        # 60 frames (the fewest a draw has) at this density hold EVENTS_PER_SIMULATION emitter-frames
+        d = EVENTS_PER_SIMULATION / (60 * np.prod(self.base["frame_size_px"]) * (self.base["pixel_size_nm"] / 1000) ** 2)
+        photons = self._draw(model, d, REFERENCE_PHOTONS, tau)[2].events.photons / REFERENCE_PHOTONS
+        return float(np.mean(photons)), float(np.mean(photons**2))
+
+    def statistics(self, model: str, d: float, m: float, tau: float) -> dict:
+        """Simulate ``d`` emitters/µm² of ``model`` blinking (mean on-time ``tau``; continuous: one blink) with
+        whole-frame photons ``m`` ± SPREAD, and measure the data's detection statistics on the stack. The
+        stack and its spots stay in ``"stack"`` for :meth:`add_fits`."""
+        from dstorm.estimation.conditions import detect_spots
+
+        sim, rngs, drawn, n_frames = self._draw(model, d, m, tau)
+        h, w = self.base["frame_size_px"]
         frames = np.concatenate(list(sim.frames(drawn, n_frames, rngs["camera"]))).astype(np.float64)
         det = detect_spots(frames)
         photons = drawn.events.photons
@@ -223,7 +322,7 @@ class _Simulations:
             "persistence": persistence(det.strong, n_frames, (h, w))[0],
             "truth_mean": float(photons.mean()) if len(photons) else float("nan"),
             "truth_median": float(np.median(photons)) if len(photons) else float("nan"),
-            "stack": (frames, det, adu_per_electron(ds["camera"])),
+            "stack": (frames, det, adu_per_electron(self.base["camera"])),
         }
 
     def add_fits(self, st: dict) -> dict:
@@ -255,20 +354,31 @@ def _bracket(values: np.ndarray, target: float) -> tuple[int, int, float]:
 
 
 def estimate_population(
-    *, signal_e_per_um2: float, signal_se: float, fitted_photons_e: np.ndarray, fitted_sides: np.ndarray, median_se: float,
-    detections_per_frame: float, detections_se: float, persistence_data: tuple[float, float], camera: dict,
-    sigma_nm: float, background_e: float, pixel_size_nm: float, shape, seed: int = 0, fit_options: dict | None = None,
+    *, signal_e_per_um2: float, signal_se: float, fluctuation_e2_per_um2: float, fluctuation_se: float,
+    fitted_photons_e: np.ndarray, fitted_sides: np.ndarray, median_se: float, detections_per_frame: float,
+    persistence_data: tuple[float, float], camera: dict, sigma_nm: float, background_e: float, pixel_size_nm: float,
+    shape, seed: int = 0, fit_options: dict | None = None,
 ) -> Population | None:  # fmt: skip
-    """Fit density, photons and blinking to the data's statistics (see the module docstring); None where no
-    simulation of the estimated conditions gives spots to fit (the caller keeps its first guess).
+    """Fit density, photons and blinking to the data's statistics (see the module docstring); None where the
+    data show no fluctuation above the camera's noise or no simulation of the estimated conditions gives spots
+    to fit (the caller keeps its first guess).
 
     ``signal_e_per_um2``: mean photo-electrons above background per frame per µm² (and its SE);
+    ``fluctuation_e2_per_um2``: :func:`fluctuation` per µm² (and its SE);
     ``fitted_photons_e``: the photo-electrons of the data's isolated spots that passed the fit checks (and
-    the SE of their median), and their :func:`track_sides`; ``detections_per_frame``: spots detected per frame, per 64 × 64 px (and its SE);
-    ``persistence_data``: :func:`persistence` of the data's spots (value, SE); ``camera``: the estimated
-    camera as a config section; ``shape``: (frames, height, width) of the data."""
+    the SE of their median), and their :func:`track_sides`; ``detections_per_frame``: spots detected per
+    frame, per 64 × 64 px (logged beside the simulations' as a check); ``persistence_data``:
+    :func:`persistence` of the data's spots (value, SE); ``camera``: the estimated camera as a config
+    section; ``shape``: (frames, height, width) of the data."""
+    if not (np.isfinite(fluctuation_e2_per_um2) and fluctuation_e2_per_um2 > 0 and signal_e_per_um2 > 0):
+        log.warning("population: no fluctuation above the camera's noise (%.4g e²/µm²) or no signal (%.4g e/µm²)",
+                    fluctuation_e2_per_um2, signal_e_per_um2)  # fmt: skip
+        return None
     sims = _Simulations(camera=camera, sigma_nm=sigma_nm, background_e=background_e, pixel_size_nm=pixel_size_nm,
                         shape=shape[1:], frames=shape[0], seed=seed, fit_options=fit_options or {})  # fmt: skip
+    # E[B²] / E[B] of an emitter-frame's photons, at any density and overlap (Campbell's theorem)
+    kappa = pixel_power(sigma_nm / pixel_size_nm)
+    brightness = fluctuation_e2_per_um2 / (kappa * signal_e_per_um2)
     target_m = float(np.median(fitted_photons_e))
     p_data, p_se = persistence_data
     q_data = fitted_spread(fitted_photons_e)
@@ -278,41 +388,20 @@ def estimate_population(
     for model in MODELS:
         candidates = []
         for tau in ON_TIMES:
-            # the signal fixes the photons once the density is chosen, so the search is over the density
-            # alone: where the simulation detects as many spots per frame as the data (secant steps on
-            # log D against log d; D rises about as d^0.3 at 5/µm² while M hardly moves)
-            fraction = on_fraction(model, tau)
-            d0 = signal_e_per_um2 / (target_m * fraction)
-            tried = []
-
-            def photons(d):  # whole-frame photons that give the data's signal at density d
-                return signal_e_per_um2 / (d * fraction)
-
-            def miss(trial):  # log of the simulation's detections over the data's
-                return np.log(max(trial[1]["detections_per_frame"], 1e-9) / detections_per_frame)
-
-            def run(d):  # the density search needs the detections only: no fits
-                st = sims.statistics(model, d, photons(d), tau)
-                tried.append((d, st))
-                rounds.append({"model": model, "mean_on_frames": tau, "density": d, "full_frame_photons": photons(d),
-                               **{k: st[k] for k in ("detections_per_frame", "persistence")}})  # fmt: skip
-
-            run(0.4 * d0)
-            run(0.8 * d0)
-            for _ in range(ROUNDS - 2):
-                (d1, s1), (d2, s2) = sorted(tried, key=lambda x: abs(miss(x)))[:2]
-                y1, y2 = miss((d1, s1)), miss((d2, s2))
-                if y1 == y2 or abs(y1) < 0.5 * detections_se / detections_per_frame:
-                    break  # (matched within half the data's own standard error: closer is noise)
-                run(float(np.clip(np.exp(np.log(d1) - y1 * (np.log(d2) - np.log(d1)) / (y2 - y1)), d0 / 10, d0 * 3)))
-            d, st = min(tried, key=lambda x: abs(miss(x)))
-            st = sims.add_fits(st)
+            # the candidate's photon moments give the whole-frame photons m from the brightness, and the
+            # signal gives the density: E[B] = a·m, E[B²] = b·m², so m = brightness · a / b, d = S / (a·m)
+            a, b = sims.moments(model, tau)
+            m = brightness * a / b
+            d = signal_e_per_um2 / (a * m)
+            st = sims.add_fits(sims.statistics(model, d, m, tau))
+            rounds.append({"model": model, "mean_on_frames": tau, "density": d, "full_frame_photons": m,
+                           **{k: st[k] for k in ("detections_per_frame", "persistence")}})  # fmt: skip
             log.info("population, %s blinking, mean on-time %g frames: density %.4g /µm², whole-frame photons %.5g, "
                      "%.1f detections per frame (data %.1f), persistence %.3f (data %.3f), median fitted %.4g (data %.4g), "
-                     "spread %.3f (data %.3f), run ends / middles %.3f (data %.3f)", model, tau, d, photons(d),
+                     "spread %.3f (data %.3f), run ends / middles %.3f (data %.3f)", model, tau, d, m,
                      st["detections_per_frame"], detections_per_frame, st["persistence"], p_data, st["fitted_median"],
                      target_m, st["fitted_spread"], q_data, st["end_ratio"], r_data)  # fmt: skip
-            candidates.append({"tau": tau, "d": d, "m": photons(d), "p": st["persistence"], "M": st["fitted_median"],
+            candidates.append({"tau": tau, "d": d, "m": m, "p": st["persistence"], "M": st["fitted_median"],
                                "q": st["fitted_spread"], "r": st["end_ratio"], "mean": st["truth_mean"],
                                "median": st["truth_median"]})  # fmt: skip
             if st["persistence"] >= p_data:
@@ -340,12 +429,14 @@ def estimate_population(
     model, value = min(usable, key=lambda f: abs(np.log(f[1][statistic] / data_value)))
     log.info("population: blinking model chosen by %s (data %.3f; %s)", "the run ends' brightness" if by_ends else
              "the fitted photons' spread", data_value, ", ".join(f"{m} {v[statistic]:.3f}" for m, v in usable))  # fmt: skip
-    rel = float(np.hypot(signal_se / signal_e_per_um2, detections_se / detections_per_frame / DETECTION_SLOPE))
-    rel = float(np.hypot(rel, value["d_from_tau_se"] / value["d"]))
+    # d = S² κ b / (a² V) and the mean photons a·m = V a² / (κ S b): their relative errors
+    rel_s, rel_v = signal_se / signal_e_per_um2, fluctuation_se / fluctuation_e2_per_um2
+    rel = float(np.hypot(np.hypot(2 * rel_s, rel_v), value["d_from_tau_se"] / value["d"]))
+    rel_photons = float(np.hypot(np.hypot(rel_s, rel_v), value["d_from_tau_se"] / value["d"]))
     errors = {
         "density_per_um2": float(rel * value["d"]),
-        "photons_mean": float(value["mean"] * np.hypot(rel, signal_se / signal_e_per_um2)),
-        "photons_median": float(value["median"] * np.hypot(rel, median_se / target_m)),
+        "photons_mean": float(value["mean"] * rel_photons),
+        "photons_median": float(value["median"] * np.hypot(rel_photons, median_se / target_m)),
     }
     log.info("population: %s blinking, mean on-time %.3g frames (persistence %.3f ± %.3f), density %.4g ± %.2g /µm², "
              "%.5g photo-electrons per emitter-frame (fitted spots %.4g, data %.4g)", model, value["tau"], p_data, p_se,

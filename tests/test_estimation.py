@@ -340,6 +340,8 @@ def test_fluctuation_is_the_emitters_variance_without_the_cameras_noise():
     Poisson noise and 2 ADU per photo-electron over an offset of 100 ADU: the fluctuation is
     N · B² · Σh² (Campbell's theorem; N the emitters per frame over the field), within 4 of its standard
     errors; the same frames without emitters give 0 within 4 standard errors."""
+    from scipy.special import ndtr
+
     from dstorm.estimation.population import fluctuation, pixel_power
 
     rng = np.random.default_rng(11)
@@ -350,8 +352,6 @@ def test_fluctuation_is_the_emitters_variance_without_the_cameras_noise():
     for f in range(t):
         n = rng.poisson(per_px * (size + 2 * margin) ** 2)
         for x0, y0 in rng.uniform(-margin, size + margin, (n, 2)):
-            from scipy.special import ndtr
-
             px = ndtr((xx[0] + 0.5 - x0) / sigma) - ndtr((xx[0] - 0.5 - x0) / sigma)
             py = ndtr((yy[:, 0] + 0.5 - y0) / sigma) - ndtr((yy[:, 0] - 0.5 - y0) / sigma)
             expected[f] += b * np.outer(py, px)

@@ -593,12 +593,12 @@ def estimate_conditions(
 
         signal_e = signal_adu / gain
         fluct = fluctuation(frames, slope=line.slope, intercept=line.intercept, gain=gain)
-        quality["fluctuation_e2_per_um2"] = fluct.value / area_um2
+        quality["fluctuation_e2_per_um2"] = fluct_per_um2 = fluct.value / area_um2
         quality["fluctuation_lags"] = fluct.lags
         pop = estimate_population(
             signal_e_per_um2=float(np.mean(signal_e) / area_um2),
             signal_se=float(np.std(np.mean(signal_e[frames_boot], axis=1)) / area_um2),
-            fluctuation_e2_per_um2=fluct.value / area_um2, fluctuation_se=fluct.se / area_um2,
+            fluctuation_e2_per_um2=fluct_per_um2, fluctuation_se=fluct.se / area_um2,
             fitted_photons_e=photons_e, fitted_sides=track_sides(strong, spots.select(good), t, (h, w)),
             median_se=errors["photons_median"] * quantum_efficiency,
             detections_per_frame=detections_per_64x64(len(strong), t, h, w),
